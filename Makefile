@@ -52,3 +52,12 @@ test: deps build $(TEST_PREREQS)
 clean:
 	rm -rf $(BIN) $(OUT)
 
+
+# bench runs every concern's benchmark (BENCH_TARGETS, from the fragments).
+# Each writes rows to $(OUT)/bench/<name>.tsv with the columns
+#   metric  podos  baseline-name  baseline  ratio  target  verdict
+# measured in this same run; bench prints them as one table.
+bench: deps build
+	@rm -rf $(OUT)/bench && mkdir -p $(OUT)/bench
+	@for t in $(BENCH_TARGETS); do $(MAKE) --no-print-directory $$t || echo -e "$$t\tFAILED\t-\t-\t-\t-\tFAIL" >> $(OUT)/bench/failed.tsv; done
+	@echo; ( echo -e "metric\tpodos\tbaseline\tbaseline value\tratio\ttarget\tverdict"; cat $(OUT)/bench/*.tsv 2>/dev/null ) | column -t -s $$'\t' | tee $(OUT)/bench/table.txt

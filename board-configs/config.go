@@ -7,10 +7,49 @@
 // file, line, field and reason.
 package boardconfig
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
 
-// Duration is a time.Duration written as "1s", "500ms" in YAML.
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written as "1s", "500ms" in YAML and JSON.
 type Duration struct{ time.Duration }
+
+// D makes a Duration.
+func D(d time.Duration) Duration { return Duration{d} }
+
+// UnmarshalYAML reads a Go duration string ("1s", "1m30s").
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string ("1s").
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// MarshalJSON writes the duration as a string ("1s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string ("1s").
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"1s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
 
 // Config is one board's description.
 type Config struct {

@@ -1,12 +1,149 @@
-// Command boardd is the podos board daemon. (Placeholder until the daemon lands.)
+// Command boardd is the podos board daemon: it watches the board's
+// sensors through its BMC, applies the board policy, and serves the
+// board's health over Redfish (HTTPS) and Prometheus (HTTP).
+//
+//	boardd --bmc ipmi+lan://admin:password@127.0.0.1:623 --state-dir /var/lib/boardd \
+//	       [--config board.yaml] [--listen :8443] [--metrics-listen :9102] \
+//	       [--admin-password-file FILE] [--log-level info] [--log-format text]
+//
+// A bad flag or config exits with status 2 and one line saying what is
+// wrong; SIGTERM or SIGINT shuts down cleanly (status 0).
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	boardconfig "podos.dev/podos/board-configs"
+	"podos.dev/podos/boardd/daemon"
 )
 
+// version is set at link time (-X main.version=...).
+var version = "dev"
+
 func main() {
-	fmt.Fprintln(os.Stderr, "boardd: not built yet")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// usageError is a bad flag or config: exit status 2.
+type usageError struct{ error }
+
+func run(args []string, stderr io.Writer) int {
+	o, logger, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "boardd: "+oneLine(err.Error()))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := daemon.New(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "boardd: "+oneLine(err.Error()))
+		return 2
+	}
+	if err := d.Run(ctx); err != nil {
+		logger.Error("boardd failed", "err", err)
+		fmt.Fprintln(stderr, "boardd: "+oneLine(err.Error()))
+		return 1
+	}
+	logger.Info("boardd stopped")
+	return 0
+}
+
+func parse(args []string, stderr io.Writer) (daemon.Options, *slog.Logger, error) {
+	fs := flag.NewFlagSet("boardd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		o          daemon.Options
+		configFile string
+		logLevel   string
+		logFormat  string
+		poll       time.Duration
+	)
+	fs.StringVar(&o.BMCURL, "bmc", "", "BMC URL: ipmi+kcs:///dev/ipmi0 or ipmi+lan://user:password@host:port (overrides the config's bmc.url)")
+	fs.StringVar(&o.Listen, "listen", daemon.DefaultListen, "HTTPS (Redfish) listen address")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", daemon.DefaultMetricsListen, "Prometheus metrics (plain HTTP) listen address")
+	fs.StringVar(&o.StateDir, "state-dir", "", "state directory: event log, accounts, TLS certificate (required)")
+	fs.StringVar(&configFile, "config", "", "board config YAML (default: every SDR sensor, judged by the BMC's thresholds)")
+	fs.StringVar(&o.AdminPasswordFile, "admin-password-file", "", "file holding the first admin account's password")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.DurationVar(&poll, "poll", 0, "override the config's poll interval (e.g. 1s)")
+	fs.Usage = func() {} // a bad flag gets one line, not the whole usage
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: boardd --bmc URL --state-dir DIR [flags]")
+			fs.PrintDefaults()
+		}
+		return o, nil, err
+	}
+	if fs.NArg() > 0 {
+		return o, nil, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return o, nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	switch logFormat {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		return o, nil, fmt.Errorf("bad --log-format %q: want text or json", logFormat)
+	}
+	o.Logger = logger
+	if o.StateDir == "" {
+		return o, nil, errors.New("--state-dir is required")
+	}
+	if poll < 0 {
+		return o, nil, fmt.Errorf("bad --poll %s: must be positive", poll)
+	}
+	o.Interval = poll
+	if configFile != "" {
+		cfg, err := boardconfig.Load(configFile)
+		if err != nil {
+			return o, nil, err
+		}
+		o.Config = cfg
+	} else {
+		o.Config = boardconfig.Default()
+	}
+	if o.BMCURL == "" && o.Config.BMC.URL == "" {
+		return o, nil, errors.New("--bmc is required (the board config has no bmc.url)")
+	}
+	url := o.BMCURL
+	if url == "" {
+		url = o.Config.BMC.URL
+	}
+	if err := daemon.CheckBMCURL(url); err != nil {
+		return o, nil, err
+	}
+	o.Version = version
+	return o, logger, nil
+}
+
+// oneLine folds a multi-line error (a config with several problems) into
+// one line.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, "; ")
 }

@@ -1,0 +1,163 @@
+package imagebuild
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/uio/uio"
+)
+
+// Tree is the content of an image, keyed by archive path (no leading
+// slash). Records added later replace earlier ones with the same path.
+type Tree struct {
+	recs map[string]cpio.Record
+}
+
+// NewTree returns an empty tree.
+func NewTree() *Tree { return &Tree{recs: map[string]cpio.Record{}} }
+
+// Add adds a record (replacing one at the same path) and its missing
+// parent directories.
+func (t *Tree) Add(r cpio.Record) {
+	r.Name = cpio.Normalize(r.Name)
+	if r.Name == "." || r.Name == "" {
+		return
+	}
+	for dir := path.Dir(r.Name); dir != "." && dir != "/"; dir = path.Dir(dir) {
+		if _, ok := t.recs[dir]; !ok {
+			t.recs[dir] = cpio.Directory(dir, 0o755)
+		}
+	}
+	t.recs[r.Name] = r
+}
+
+// File adds a regular file.
+func (t *Tree) File(name string, data []byte, perm uint64) {
+	t.Add(cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | perm}))
+}
+
+// AddAll adds every record of a reader.
+func (t *Tree) AddAll(rr cpio.RecordReader) error {
+	return cpio.ForEachRecord(rr, func(r cpio.Record) error {
+		if r.Name == "TRAILER!!!" {
+			return nil
+		}
+		// Read content now: readers may not outlive this call.
+		if r.Mode&cpio.S_IFMT == cpio.S_IFREG || r.Mode&cpio.S_IFMT == cpio.S_IFLNK {
+			b, err := io.ReadAll(uio.Reader(r))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", r.Name, err)
+			}
+			r = cpio.StaticRecord(b, r.Info)
+		}
+		t.Add(r)
+		return nil
+	})
+}
+
+// Names returns the sorted archive paths.
+func (t *Tree) Names() []string {
+	names := make([]string, 0, len(t.recs))
+	for n := range t.recs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get returns the record at name.
+func (t *Tree) Get(name string) (cpio.Record, bool) {
+	r, ok := t.recs[cpio.Normalize(name)]
+	return r, ok
+}
+
+// WriteCPIO writes the tree as a newc archive: entries sorted by path
+// (parents before children), owned by 0:0, every mtime set to epoch, no
+// inode or device numbers: the same tree always gives the same bytes.
+func (t *Tree) WriteCPIO(w io.Writer, epoch int64) error {
+	cw := cpio.Newc.Writer(w)
+	for _, n := range t.Names() {
+		r := cpio.MakeReproducible(t.recs[n])
+		r.MTime = uint64(epoch)
+		if r.Mode&cpio.S_IFMT == cpio.S_IFDIR {
+			r.NLink = 2
+		} else {
+			r.NLink = 1
+		}
+		if err := cw.WriteRecord(r); err != nil {
+			return fmt.Errorf("write %s: %w", n, err)
+		}
+	}
+	return cpio.WriteTrailer(cw)
+}
+
+// Sums returns the sha256 of every regular file and symlink target, by
+// path.
+func (t *Tree) Sums() (map[string]string, error) {
+	out := map[string]string{}
+	for n, r := range t.recs {
+		switch r.Mode & cpio.S_IFMT {
+		case cpio.S_IFREG, cpio.S_IFLNK:
+			h := sha256.New()
+			if _, err := io.Copy(h, uio.Reader(r)); err != nil {
+				return nil, fmt.Errorf("hash %s: %w", n, err)
+			}
+			out[n] = hex.EncodeToString(h.Sum(nil))
+		}
+	}
+	return out, nil
+}
+
+// ReadCPIO parses a newc archive (possibly several concatenated, as the
+// kernel accepts) into a tree.
+func ReadCPIO(data []byte) (*Tree, error) {
+	t := NewTree()
+	rest := data
+	for len(bytes.TrimLeft(rest, "\x00")) > 0 {
+		rest = bytes.TrimLeft(rest, "\x00")
+		br := bytes.NewReader(rest)
+		rr := cpio.Newc.Reader(br)
+		end := 0
+		for {
+			r, err := rr.ReadRecord()
+			if err == io.EOF {
+				return nil, fmt.Errorf("cpio archive without trailer")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read cpio: %w", err)
+			}
+			if r.Name == "TRAILER!!!" {
+				// The record reader reads headers from the start of rest;
+				// the trailer ends at the next 4-byte boundary after its
+				// name: 110 header bytes + "TRAILER!!!\0" padded.
+				end = int(r.RecPos) + align4(110+len("TRAILER!!!")+1)
+				break
+			}
+			if r.Mode&cpio.S_IFMT == cpio.S_IFREG || r.Mode&cpio.S_IFMT == cpio.S_IFLNK {
+				b, err := io.ReadAll(uio.Reader(r))
+				if err != nil {
+					return nil, fmt.Errorf("read %s: %w", r.Name, err)
+				}
+				r = cpio.StaticRecord(b, r.Info)
+			}
+			if strings.HasPrefix(r.Name, "/") || r.Name == "." {
+				r.Name = cpio.Normalize(r.Name)
+			}
+			t.Add(r)
+		}
+		if end <= 0 || end > len(rest) {
+			break
+		}
+		rest = rest[end:]
+	}
+	return t, nil
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }

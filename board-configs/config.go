@@ -3,8 +3,12 @@
 // them, the policy, the expected PCIe fabric and the workloads.
 //
 // Board configs are YAML files in this folder (one per board, named
-// <board>.yaml). Load parses and validates one; every error names the
-// file, line, field and reason.
+// <board>.yaml; template.yaml documents every field, schema.json is the
+// format's JSON Schema). Load and Parse decode, default and validate one;
+// every error names the file, line, field and reason
+// ("blade.yaml:14: sensors[3].thresholds.upper_critical: must be above
+// upper_non_critical (28 <= 30)"), and all problems are reported at once.
+// Default is the config for a board run without one.
 package boardconfig
 
 import (
@@ -118,7 +122,7 @@ type Sensor struct {
 	Required *bool `yaml:"required,omitempty" json:"required,omitempty"`
 	// Thresholds override or complete the BMC's, in the sensor's unit.
 	Thresholds *Thresholds `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`
-	Debounce   int         `yaml:"debounce,omitempty" json:"debounce,omitempty"` // overrides poll.debounce
+	Debounce   int         `yaml:"debounce,omitempty" json:"debounce,omitempty"` // overrides poll.debounce; 0 = poll.debounce (see Config.SensorDebounce)
 	// Sim describes the emulated sensor (only on emulated boards).
 	Sim *SimSensor `yaml:"sim,omitempty" json:"sim,omitempty"`
 }
@@ -184,8 +188,8 @@ type Switch struct {
 // SwitchPort is one downstream port and the device expected behind it.
 type SwitchPort struct {
 	Port int `yaml:"port" json:"port"` // downstream port number (PCIe slot number)
-	// Expect: the device class ("nvme", "ethernet", "storage", "accelerator",
-	// "empty"), its link speed in GT/s and width.
+	// Expect: the device class ("nvme", "storage", "ethernet", "network",
+	// "accelerator", "empty"), its link speed in GT/s and width.
 	Expect string  `yaml:"expect" json:"expect"`
 	Speed  float64 `yaml:"speed_gts,omitempty" json:"speed_gts,omitempty"`
 	Width  int     `yaml:"width,omitempty" json:"width,omitempty"`
@@ -199,8 +203,8 @@ type Workload struct {
 	Env      map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	CPU      float64           `yaml:"cpu,omitempty" json:"cpu,omitempty"`             // cores
 	MemoryMB int               `yaml:"memory_mb,omitempty" json:"memory_mb,omitempty"` // MiB
-	Restart  string            `yaml:"restart,omitempty" json:"restart,omitempty"`     // always | on-failure | never
-	Priority string            `yaml:"priority,omitempty" json:"priority,omitempty"`   // critical | normal | sheddable
+	Restart  string            `yaml:"restart,omitempty" json:"restart,omitempty"`     // always | on-failure | never (default always)
+	Priority string            `yaml:"priority,omitempty" json:"priority,omitempty"`   // critical | normal | sheddable (default normal)
 }
 
 // Boot is what the early-boot stage of the image does.
@@ -254,7 +258,9 @@ type SimSensor struct {
 	B          int   `yaml:"b,omitempty" json:"b,omitempty"`
 	RExp       int   `yaml:"r_exp,omitempty" json:"r_exp,omitempty"`
 	BExp       int   `yaml:"b_exp,omitempty" json:"b_exp,omitempty"`
-	// Raw thresholds and hysteresis, as the SDR carries them.
+	// Raw thresholds and hysteresis, as the SDR carries them (bytes; 2's
+	// complement for Signed sensors). SimValue, SimRaw and SimHysteresis
+	// convert.
 	RawThresholds map[string]uint8 `yaml:"raw_thresholds,omitempty" json:"raw_thresholds,omitempty"` // lnc, lc, lnr, unc, uc, unr
 	RawHysteresis uint8            `yaml:"raw_hysteresis,omitempty" json:"raw_hysteresis,omitempty"`
 	Initial       uint16           `yaml:"initial" json:"initial"` // raw reading, or discrete state bitmask

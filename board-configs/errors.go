@@ -97,9 +97,17 @@ func (l *errorList) line(path string) int {
 	return 0
 }
 
+// maxErrors is how many problems one Parse reports; the rest are counted.
+const maxErrors = 50
+
 func (l *errorList) err() error {
 	if len(l.errs) == 0 {
 		return nil
 	}
-	return l.errs.sorted()
+	es := l.errs.sorted()
+	if len(es) > maxErrors {
+		rest := len(es) - maxErrors
+		es = append(es[:maxErrors:maxErrors], &FieldError{File: l.file, Msg: fmt.Sprintf("... and %d more problems", rest)})
+	}
+	return es
 }

@@ -139,6 +139,9 @@ func (c *Config) applyDefaults() {
 	if c.Poll.Debounce == 0 {
 		c.Poll.Debounce = DefaultDebounce
 	}
+	if c.Sensors == nil {
+		c.Sensors = []Sensor{} // "sensors": [] in JSON, never null
+	}
 	for i := range c.Sensors {
 		if c.Sensors[i].Required == nil {
 			t := true

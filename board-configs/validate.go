@@ -22,7 +22,7 @@ var (
 	Actions       = []string{"shed", "stop", "throttle", "event"}
 	Priorities    = []string{"critical", "normal", "sheddable"}
 	Restarts      = []string{"always", "on-failure", "never"}
-	PortExpects   = []string{"nvme", "ethernet", "storage", "accelerator", "empty"}
+	PortExpects   = []string{"nvme", "storage", "ethernet", "network", "accelerator", "empty"}
 	NetworkModes  = []string{"dhcp", "static"}
 	BMCSchemes    = []string{"ipmi+kcs", "ipmi+lan", "ipmi+lanplus", "redfish+https", "redfish+http"}
 	LinkSpeedsGTs = []float64{2.5, 5, 8, 16, 32, 64}
@@ -247,6 +247,30 @@ func (s *SimSensor) SimValue(raw uint8) float64 {
 		x = float64(int8(raw))
 	}
 	return (float64(s.M)*x + float64(s.B)*math.Pow10(s.BExp)) * math.Pow10(s.RExp)
+}
+
+// SimRaw is the raw reading of a simulated threshold sensor closest to
+// value v: the inverse of SimValue, for tests that set a reading. It fails
+// when v is outside the sensor's range or M is zero.
+func (s *SimSensor) SimRaw(v float64) (uint8, error) {
+	if s.M == 0 {
+		return 0, fmt.Errorf("sensor has no conversion (m is 0)")
+	}
+	x := math.Round((v/math.Pow10(s.RExp) - float64(s.B)*math.Pow10(s.BExp)) / float64(s.M))
+	lo, hi := 0.0, 255.0
+	if s.Signed {
+		lo, hi = -128, 127
+	}
+	if math.IsNaN(x) || x < lo || x > hi {
+		return 0, fmt.Errorf("%g is outside the sensor's range %g..%g", v, s.SimValue(uint8(int8(lo))), s.SimValue(uint8(int(hi))))
+	}
+	return uint8(int(x)), nil
+}
+
+// SimHysteresis is the simulated sensor's hysteresis in its unit: raw
+// hysteresis is a count, scaled by M and RExp only (no offset).
+func (s *SimSensor) SimHysteresis() float64 {
+	return math.Abs(float64(s.M)) * float64(s.RawHysteresis) * math.Pow10(s.RExp)
 }
 
 // IsThreshold tells whether the simulated sensor is a threshold sensor

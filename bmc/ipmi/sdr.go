@@ -249,6 +249,12 @@ func instanceSuffix(modType uint8, n int) string {
 // the bytes that follow it (which may be longer than the string).
 func decodeIDString(typeLen uint8, b []byte) (string, error) {
 	n := int(typeLen & 0x1f)
+	chars := -1
+	if typ := typeLen >> 6; typ == 2 && n > len(b) && (n*6+7)/8 <= len(b) {
+		// 6-bit packed with the length counted in characters rather than
+		// bytes, as OpenIPMI's sdrcomp writes it.
+		chars, n = n, (n*6+7)/8
+	}
 	if n > len(b) {
 		return "", fmt.Errorf("%w: id string claims %d bytes, record has %d", ErrShortRecord, n, len(b))
 	}
@@ -278,6 +284,9 @@ func decodeIDString(typeLen uint8, b []byte) (string, error) {
 			}
 		}
 		s = sb.String()
+		if chars >= 0 && chars < len(s) {
+			s = s[:chars]
+		}
 	default: // 8-bit ASCII + Latin 1
 		s = string(b)
 	}

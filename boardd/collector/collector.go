@@ -67,17 +67,20 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	Clock                  Clock
 	Logger                 *slog.Logger
+	// Transport names the BMC transport ("lan", "kcs", "redfish") until a
+	// client says; it labels boardd_bmc_up while the BMC was never reached.
+	Transport string
 	// Beat, if set, is called after every poll (a liveness heartbeat).
 	Beat func()
 }
 
 // entry is one sensor the collector tracks.
 type entry struct {
-	def       bmc.SensorDef
-	cfg       *boardconfig.Sensor
-	th        bmc.Thresholds
-	sub       health.Subsystem
-	debounce  int
+	def      bmc.SensorDef
+	cfg      *boardconfig.Sensor
+	th       bmc.Thresholds
+	sub      health.Subsystem
+	debounce int
 	missing  bool // a required config sensor the BMC does not expose
 	st       health.SensorState
 	failN    int // consecutive unavailable readings
@@ -231,10 +234,22 @@ func (c *Collector) Step(ctx context.Context) {
 	}
 	evs = c.judge(readings, err, now, evs)
 	evs = c.rollups(err, now, evs)
+	// Events are persisted before the snapshot that shows them is
+	// published, and published on the bus after it: whoever lists the log
+	// after seeing a state finds its event, and whoever reads the
+	// snapshot after an event sees its state.
+	for i := range evs {
+		stored, err := c.o.Emitter.Log.Append(evs[i])
+		if err != nil {
+			c.log.Error("event not persisted", "err", err, "source", evs[i].Source)
+			continue // still published below, with Seq 0
+		}
+		evs[i] = stored
+	}
 	c.publish(start, now)
-	for _, ev := range evs {
-		if _, err := c.o.Emitter.Emit(ev); err != nil {
-			c.log.Error("event not persisted", "err", err, "source", ev.Source)
+	if c.o.Emitter.Bus != nil {
+		for _, ev := range evs {
+			c.o.Emitter.Bus.Publish(ev)
 		}
 	}
 }
@@ -508,20 +523,9 @@ func (c *Collector) setBMC(up bool, why string, now time.Time, evs []events.Even
 
 func (c *Collector) transport() string {
 	if c.client != nil {
-		return c.client.Transport()
+		c.o.Transport = c.client.Transport()
 	}
-	return transportOf(c.cfg.BMC.URL)
-}
-
-func transportOf(url string) string {
-	for _, p := range []struct{ prefix, t string }{
-		{"ipmi+kcs:", "kcs"}, {"ipmi+lan:", "lan"}, {"ipmi+lanplus:", "lan"}, {"redfish", "redfish"},
-	} {
-		if len(url) >= len(p.prefix) && url[:len(p.prefix)] == p.prefix {
-			return p.t
-		}
-	}
-	return ""
+	return c.o.Transport
 }
 
 // rollups recomputes subsystem and board states and appends their events.

@@ -182,6 +182,7 @@ func New(o Options) (*Daemon, error) {
 	d.coll, err = collector.New(collector.Options{
 		Dial: dial, Config: d.cfg, Store: d.store, Emitter: d.emit,
 		Interval: interval, Clock: o.Clock, Logger: o.Logger, Beat: beat.Beat,
+		Transport: transportOf(o.BMCURL),
 	})
 	if err != nil {
 		elog.Close()

@@ -73,6 +73,21 @@ func parseBMCURL(raw string) (bmcURL, error) {
 	return b, nil
 }
 
+// transportOf names a BMC URL's transport as bmc.Client.Transport does.
+func transportOf(raw string) string {
+	b, err := parseBMCURL(raw)
+	if err != nil {
+		return ""
+	}
+	switch b.scheme {
+	case "ipmi+kcs":
+		return "kcs"
+	case "ipmi+lan", "ipmi+lanplus":
+		return "lan"
+	}
+	return ""
+}
+
 // defaultDial opens IPMI LAN and KCS clients with bmc/ipmi.
 func defaultDial(ctx context.Context, raw string, o DialOptions) (bmc.Client, error) {
 	b, err := parseBMCURL(raw)

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"math"
 	"slices"
 	"testing"
 
@@ -42,7 +41,7 @@ func simDef(s *boardconfig.Sensor) bmc.SensorDef {
 		LowerFatal: conv("lnr"), LowerCritical: conv("lc"), LowerNonCritical: conv("lnc"),
 		UpperNonCritical: conv("unc"), UpperCritical: conv("uc"), UpperFatal: conv("unr"),
 	}
-	h := float64(sim.M) * float64(sim.RawHysteresis) * math.Pow10(sim.RExp)
+	h := sim.SimHysteresis()
 	def.Thresholds.PositiveHysteresis, def.Thresholds.NegativeHysteresis = h, h
 	return def
 }

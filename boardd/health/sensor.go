@@ -52,9 +52,8 @@ type SensorState struct {
 
 	// Debounce: a candidate state different from State, and how many
 	// consecutive samples have shown it.
-	pending       State
-	pendingReason string
-	pendingCount  int
+	pending      State
+	pendingCount int
 
 	// Hysteresis: the threshold levels the last available sample was in
 	// (0 none, 1 non-critical, 2 critical, 3 fatal), before debounce.
@@ -130,14 +129,15 @@ func Effective(def bmc.SensorDef, cfg *boardconfig.Sensor) bmc.Thresholds {
 func Evaluate(prev SensorState, in Input, th bmc.Thresholds, debounce int, now time.Time) (next SensorState, changed bool) {
 	next = prev
 	cand, reason := judge(&next, in, th)
-	switch {
-	case !prev.known || (prev.State == Unavailable && cand != Unavailable) || cand == prev.State:
+	// Taken at once: the first state, a return from Unavailable, and the
+	// current state again (which also cancels a pending change).
+	if !prev.known || (prev.State == Unavailable && cand != Unavailable) || cand == prev.State {
 		if !prev.known || cand != prev.State {
 			next.Since = now
 		}
 		next.known = true
 		next.State, next.Reason = cand, reason
-		next.pending, next.pendingReason, next.pendingCount = OK, "", 0
+		next.pending, next.pendingCount = OK, 0
 		return next, cand != prev.State
 	}
 	if next.pendingCount > 0 && next.pending == cand {
@@ -145,12 +145,11 @@ func Evaluate(prev SensorState, in Input, th bmc.Thresholds, debounce int, now t
 	} else {
 		next.pending, next.pendingCount = cand, 1
 	}
-	next.pendingReason = reason
 	if next.pendingCount < max(debounce, 1) {
 		return next, false
 	}
 	next.State, next.Reason, next.Since = cand, reason, now
-	next.pending, next.pendingReason, next.pendingCount = OK, "", 0
+	next.pending, next.pendingCount = OK, 0
 	return next, true
 }
 

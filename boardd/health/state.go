@@ -1,7 +1,10 @@
 // Package health is boardd's policy: pure functions that turn readings,
-// thresholds and the board config into per-sensor states, subsystem and
-// board roll-ups, and the events that a change of state produces. It does
-// no I/O, so it is table-tested exhaustively.
+// thresholds and the board config into per-sensor states (Evaluate, with
+// Effective thresholds, hysteresis and debounce), subsystem and board
+// roll-ups (SubsystemOf, Rollup, Subsystems, Board) and the policy rules in
+// force (Match, ActiveActions). It does no I/O and keeps no state of its
+// own: the caller keeps each sensor's SensorState between samples and
+// turns changes into events. It is table-tested exhaustively.
 package health
 
 // State is a health state, ordered from best to worst except Unavailable,

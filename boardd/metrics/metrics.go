@@ -21,8 +21,8 @@ type Collector struct {
 	store *snapshot.Store
 
 	temperature, voltage, current, power, fan, pump *prometheus.Desc
-	sensorState, subsystemState, boardState       *prometheus.Desc
-	bmcUp, collectDuration, snapshotSeq            *prometheus.Desc
+	sensorState, subsystemState, boardState         *prometheus.Desc
+	bmcUp, collectDuration, snapshotSeq             *prometheus.Desc
 }
 
 // NewCollector returns a collector reading store at every scrape.

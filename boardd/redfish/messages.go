@@ -57,11 +57,6 @@ func loadRegistries() (registries, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("redfish: registry %s: %w", id, err)
 		}
-		// Serve the registry with its own @odata.id.
-		var obj map[string]any
-		if err := json.Unmarshal(b, &obj); err != nil {
-			return nil, err
-		}
 		out[r.RegistryPrefix] = &registry{id: id, prefix: r.RegistryPrefix, version: r.RegistryVersion, raw: b, messages: r.Messages}
 	}
 	return out, nil

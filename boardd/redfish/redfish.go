@@ -257,6 +257,17 @@ func (s *Service) render(snap *snapshot.Snapshot, ag, g uint64) *tree {
 		}
 		t.res[u] = r
 	}
+	for p, reg := range s.regs {
+		var o obj
+		if err := json.Unmarshal(reg.raw, &o); err != nil {
+			continue
+		}
+		sum := sha256.Sum256(reg.raw)
+		t.res[uriRegs+"/"+p+"/"+reg.id] = &rendered{
+			obj: o, body: reg.raw, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`,
+			link: "<" + schemaURI("#MessageRegistry.v1_7_0.MessageRegistry") + ">; rel=describedby",
+		}
+	}
 	t.meta = metadata(objs)
 	t.odata = odataDoc(objs)
 	return t

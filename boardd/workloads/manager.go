@@ -165,6 +165,16 @@ func New(opt Options) (*Manager, error) {
 		m.config[n.Name] = n
 	}
 	st, err := loadState(opt.StateDir)
+	if errors.Is(err, errCorruptState) {
+		// Keep the bad file for the operator and start from the config:
+		// the board must come up with its critical workloads.
+		bad := filepath.Join(opt.StateDir, fmt.Sprintf("%s.corrupt-%d", stateFile, opt.Now().Unix()))
+		if rerr := os.Rename(filepath.Join(opt.StateDir, stateFile), bad); rerr != nil {
+			return nil, fmt.Errorf("%w (and keeping it aside failed: %v)", err, rerr)
+		}
+		m.log.Error("workload state unreadable; kept aside, starting from the board config", "err", err, "kept", bad)
+		st, err = persisted{Version: 1}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -527,9 +537,27 @@ func (m *Manager) SetProtection(ctx context.Context, name string, p Protection) 
 	}
 	if p.Mode == ModeStopped {
 		w.attached = false
-		return m.opt.Runtime.Stop(ctx, name, m.opt.StopGrace)
+		if err := m.opt.Runtime.Stop(ctx, name, m.opt.StopGrace); err != nil {
+			return err
+		}
+		m.setInfoState(w, StateStopped)
+		return nil
 	}
-	return m.enforceLocked(ctx, w, st, spec, p)
+	if err := m.enforceLocked(ctx, w, st, spec, p); err != nil {
+		return err
+	}
+	if p.Mode == ModeFrozen {
+		m.setInfoState(w, StatePaused)
+	} else {
+		m.setInfoState(w, StateRunning)
+	}
+	return nil
+}
+
+func (m *Manager) setInfoState(w *workload, state string) {
+	m.mu.Lock()
+	w.info.State = state
+	m.mu.Unlock()
 }
 
 // enforceLocked makes a live task match its protection. w.opMu is held.

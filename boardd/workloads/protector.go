@@ -40,6 +40,7 @@ type Protector struct {
 	log  *slog.Logger
 	hold time.Duration
 
+	sub     *events.Subscription // taken in NewProtector so no event published after it is missed
 	view    HealthView
 	mem     ShedMemory
 	matched map[string]bool // rule names matching at the last pass
@@ -57,8 +58,12 @@ func NewProtector(cfg ProtectorConfig) *Protector {
 	if hold <= 0 {
 		hold = DefaultHold
 	}
-	return &Protector{cfg: cfg, log: cfg.Logger.With("component", "protector"), hold: hold,
+	p := &Protector{cfg: cfg, log: cfg.Logger.With("component", "protector"), hold: hold,
 		view: HealthView{Subsystems: map[health.Subsystem]health.State{}}, matched: map[string]bool{}}
+	if cfg.Bus != nil {
+		p.sub = cfg.Bus.Subscribe(256)
+	}
+	return p
 }
 
 // ViewFromSnapshot is the health the rules see in a snapshot.
@@ -113,10 +118,9 @@ func (v *HealthView) ApplyEvent(ev events.Event, roles map[string]boardconfig.Ro
 // Run watches health until ctx ends.
 func (p *Protector) Run(ctx context.Context) error {
 	var evC <-chan events.Event
-	if p.cfg.Bus != nil {
-		sub := p.cfg.Bus.Subscribe(256)
-		defer sub.Close()
-		evC = sub.C
+	if p.sub != nil {
+		defer p.sub.Close()
+		evC = p.sub.C
 	}
 	var changed <-chan struct{}
 	if p.cfg.Store != nil {
@@ -205,7 +209,7 @@ func (p *Protector) Evaluate(ctx context.Context) time.Duration {
 	next := time.Second
 	for _, a := range mem.Actions {
 		if !a.Matching {
-			if d := a.LastSeen.Add(p.hold).Sub(now); d > 0 && d < next {
+			if d := a.ClearedAt.Add(p.hold).Sub(now); d > 0 && d < next {
 				next = d
 			}
 		}

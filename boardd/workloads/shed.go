@@ -134,10 +134,13 @@ type ShedMemory struct {
 
 // ActiveAction is one action kind in force.
 type ActiveAction struct {
-	LastSeen time.Time
-	Why      string // the matching rules and reasons, e.g. "rule power-critical: Power is Critical"
-	Percent  int    // throttle only: the lowest percent asked
-	Matching bool   // matched at the last Decide (false: held)
+	LastSeen time.Time // last Decide at which it matched
+	// ClearedAt is the first Decide at which it no longer matched: the
+	// hold runs from here.
+	ClearedAt time.Time
+	Why       string // the matching rules and reasons, e.g. "rule power-critical: Power is Critical"
+	Percent   int    // throttle only: the lowest percent asked
+	Matching  bool   // matched at the last Decide (false: held)
 }
 
 // WorkloadRef is the part of a workload the shed decision needs.
@@ -151,7 +154,8 @@ type WorkloadRef struct {
 // workload must have and the memory for the next call. Sheddable
 // workloads are frozen (shed) or stopped (stop) and throttled (throttle);
 // normal ones are throttled only; critical ones are never touched. An
-// action stays in force until its rules have not matched for hold.
+// action stays in force until its rules have not matched for hold,
+// counted from the first call that saw them clear.
 func Decide(now time.Time, hold time.Duration, matches []Match, mem ShedMemory, ws []WorkloadRef) (map[string]Protection, ShedMemory) {
 	next := ShedMemory{Actions: map[string]ActiveAction{}}
 	cur := map[string][]string{}
@@ -176,8 +180,10 @@ func Decide(now time.Time, hold time.Duration, matches []Match, mem ShedMemory, 
 		if _, ok := next.Actions[a]; ok {
 			continue
 		}
-		if now.Sub(old.LastSeen) < hold {
-			old.Matching = false
+		if old.Matching {
+			old.Matching, old.ClearedAt = false, now
+		}
+		if now.Sub(old.ClearedAt) < hold {
 			next.Actions[a] = old
 		}
 	}

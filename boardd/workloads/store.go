@@ -22,6 +22,9 @@ type persisted struct {
 
 const stateFile = "workloads.json"
 
+// errCorruptState marks a state file that does not parse.
+var errCorruptState = errors.New("workloads: corrupt state file")
+
 func loadState(dir string) (persisted, error) {
 	var p persisted
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -32,7 +35,7 @@ func loadState(dir string) (persisted, error) {
 		return p, fmt.Errorf("workloads: read state: %w", err)
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("workloads: parse %s: %w", filepath.Join(dir, stateFile), err)
+		return p, fmt.Errorf("%w %s: %v", errCorruptState, filepath.Join(dir, stateFile), err)
 	}
 	return p, nil
 }

@@ -18,6 +18,7 @@ type runner struct {
 	pending  bool      // an exit was accounted: the next start is a restart
 	finished bool      // the restart policy said not to start again
 	gen      uint64    // spec generation finished was decided for
+	live     bool      // a task of ours was running: its disappearance is an exit
 	out      Output
 }
 
@@ -116,6 +117,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 			err := rt.Stop(ctx, w.name, m.opt.StopGrace)
 			w.attached = false
 			w.opMu.Unlock()
+			r.live = false
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				r.setState(w.infoState(m), "stop: "+err.Error(), nil)
 				return r.sleep(m.opt.Poll)
@@ -135,6 +137,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 				m.log.Warn("reattach failed; restarting task", "workload", w.name, "err", err)
 				_ = rt.Stop(ctx, w.name, m.opt.StopGrace)
 				w.opMu.Unlock()
+				r.live = false
 				return r.sleep(0)
 			}
 			w.attached = true
@@ -146,6 +149,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 			r.setState(w.infoState(m), err.Error(), nil)
 			return r.sleep(m.opt.Poll)
 		}
+		r.live = true
 		state := StateRunning
 		if prot.Mode == ModeFrozen {
 			state = StatePaused
@@ -167,12 +171,19 @@ func (r *runner) step(ctx context.Context) waitFn {
 		}
 
 	default: // absent
+		if r.live && prot.Mode != ModeStopped {
+			// The task vanished without us stopping it (killed while
+			// the runtime was down): account it as a failed exit.
+			r.live = false
+			return r.exited(ctx, spec, Status{State: TaskStopped, ExitCode: -1})
+		}
 		w.opMu.Lock()
 		w.attached = false
 		w.opMu.Unlock()
 		if r.finished {
 			return r.sleep(time.Hour)
 		}
+		r.live = false
 		if prot.Mode == ModeStopped || prot.Mode == ModeFrozen {
 			// Not started while the board sheds it.
 			r.setState(StateStopped, "", nil)
@@ -223,6 +234,7 @@ func (r *runner) start(ctx context.Context, spec Spec, prot Protection) waitFn {
 	restarts := w.info.Restarts
 	m.mu.Unlock()
 	r.pending = false
+	r.live = true
 	r.setState(StateRunning, "", func(i *Info) { i.StartedAt = &now; i.NextStart = nil; i.ExitCode = nil })
 	if restarts > 0 {
 		m.event(w.name, health.OK, fmt.Sprintf("workload %s restarted (restart %d)", w.name, restarts), "restarted", nil)
@@ -247,6 +259,7 @@ func (r *runner) failed(msg string) waitFn {
 // restart policy.
 func (r *runner) exited(ctx context.Context, spec Spec, st Status) waitFn {
 	m, w := r.m, r.w
+	r.live = false
 	w.opMu.Lock()
 	err := m.opt.Runtime.Stop(ctx, w.name, 0)
 	w.attached = false

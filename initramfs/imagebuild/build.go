@@ -341,7 +341,10 @@ func resolveModules(dir string, names []string) ([]string, error) {
 // baseArchive returns the u-root busybox archive for cmds, from the cache
 // when the same commands were built with the same Go and u-root.
 func baseArchive(ctx context.Context, o Options, cmds []string, goVersion, urootVersion string) ([]byte, error) {
-	key := sha([]byte(strings.Join(append([]string{goVersion, urootVersion, runtime.GOARCH}, cmds...), "\n")))[:16]
+	// goshsmall: gosh without its full-screen line editor, a plain "$ "
+	// prompt that a serial line (and a test driving it) can use.
+	tags := []string{"goshsmall"}
+	key := sha([]byte(strings.Join(append([]string{goVersion, urootVersion, runtime.GOARCH, strings.Join(tags, ",")}, cmds...), "\n")))[:16]
 	cached := filepath.Join(o.CacheDir, "uroot-base-"+key+".cpio")
 	if b, err := os.ReadFile(cached); err == nil {
 		o.Logger.Info("u-root base archive from cache", "path", cached)
@@ -359,7 +362,7 @@ func baseArchive(ctx context.Context, o Options, cmds []string, goVersion, uroot
 	for i, c := range cmds {
 		pkgs[i] = "github.com/u-root/u-root/cmds/core/" + c
 	}
-	env := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(o.RepoDir), golang.WithGOARCH(runtime.GOARCH))
+	env := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(o.RepoDir), golang.WithGOARCH(runtime.GOARCH), golang.WithBuildTag(tags...))
 	out := cpio.InMemArchive()
 	l := llog.New(slog.LevelWarn, func(format string, v ...any) { o.Logger.Info(fmt.Sprintf(format, v...)) })
 	o.Logger.Info("building the u-root base archive (once)", "commands", len(cmds))

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,13 @@ import (
 var version = "dev"
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// A board has little memory and boardd's heap is small and
+		// churns (one LAN exchange per sensor per second): collecting at
+		// 50% growth keeps RSS about 5 MB lower for no measurable CPU
+		// (make bench-boardd). GOGC in the environment overrides.
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 

@@ -90,29 +90,34 @@ func (d *Daemon) bin(name string) string {
 	return name
 }
 
-// Config returns the generated containerd config (TOML, version 3).
+// Config returns the generated containerd config (TOML, version 4).
 // Hand-written text rather than containerd's config structs: it is a few
 // keys, and containerd's own loader validates it at start.
 func (d *Daemon) Config() string {
 	q := strconv.Quote
 	var b strings.Builder
-	fmt.Fprintf(&b, "version = 3\n")
+	fmt.Fprintf(&b, "version = 4 # containerd 2.4's config version\n")
 	fmt.Fprintf(&b, "root = %s\nstate = %s\n", q(filepath.Join(d.cfg.Dir, "root")), q(filepath.Join(d.cfg.Dir, "state")))
+	fmt.Fprintf(&b, "imports = [] # never the host's /etc/containerd\n")
 	// boardd drives containerd through its own client: no CRI, no
-	// Kubernetes sandboxes, no snapshotters a board cannot use.
+	// Kubernetes sandboxes, no snapshotters a board cannot use, nothing
+	// written outside Dir.
 	fmt.Fprintf(&b, "disabled_plugins = [%s]\n", strings.Join([]string{
 		q("io.containerd.grpc.v1.cri"), q("io.containerd.cri.v1.images"), q("io.containerd.cri.v1.runtime"),
 		q("io.containerd.podsandbox.controller.v1.podsandbox"),
 		q("io.containerd.snapshotter.v1.btrfs"), q("io.containerd.snapshotter.v1.zfs"),
 		q("io.containerd.snapshotter.v1.devmapper"), q("io.containerd.snapshotter.v1.blockfile"),
 		q("io.containerd.snapshotter.v1.erofs"), q("io.containerd.differ.v1.erofs"),
+		q("io.containerd.mount-handler.v1.erofs"),
 		q("io.containerd.tracing.processor.v1.otlp"), q("io.containerd.internal.v1.tracing"),
-		q("io.containerd.nri.v1.nri"),
+		q("io.containerd.nri.v1.nri"), q("io.containerd.internal.v1.opt"),
 	}, ", "))
-	fmt.Fprintf(&b, "\n[grpc]\n  address = %s\n", q(d.cfg.Address))
-	fmt.Fprintf(&b, "\n[ttrpc]\n  address = %s\n", q(d.cfg.Address+".ttrpc"))
 	fmt.Fprintf(&b, "\n[debug]\n  level = %s\n", q(d.cfg.LogLevel))
-	fmt.Fprintf(&b, "\n[metrics]\n  address = \"\"\n")
+	fmt.Fprintf(&b, "\n[plugins]\n")
+	fmt.Fprintf(&b, "  [plugins.'io.containerd.server.v1.grpc']\n    address = %s\n", q(d.cfg.Address))
+	fmt.Fprintf(&b, "  [plugins.'io.containerd.server.v1.ttrpc']\n    address = %s\n", q(d.cfg.Address+".ttrpc"))
+	fmt.Fprintf(&b, "  [plugins.'io.containerd.server.v1.debug']\n    address = ''\n")
+	fmt.Fprintf(&b, "  [plugins.'io.containerd.server.v1.metrics']\n    address = ''\n")
 	return b.String()
 }
 

@@ -52,6 +52,9 @@ type Runtime struct {
 	client  *containerd.Client
 	noPivot bool
 
+	archiveMu sync.Mutex // serializes EnsureImage of archives
+	importMu  sync.Mutex // one import at a time: concurrent imports of one archive collide on content locks
+
 	mu      sync.Mutex
 	snap    string                     // resolved snapshotter
 	tasks   map[string]containerd.Task // tasks whose IO this process holds
@@ -162,6 +165,9 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) (string, error) {
 			return "", fmt.Errorf("image archive: %w", err)
 		}
 		key := fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano())
+		// One import per archive even when several workloads start at once.
+		r.archiveMu.Lock()
+		defer r.archiveMu.Unlock()
 		r.mu.Lock()
 		names := r.imports[key]
 		r.mu.Unlock()
@@ -218,6 +224,8 @@ func (r *Runtime) ImportArchive(ctx context.Context, rd io.Reader) ([]string, er
 	if err != nil {
 		return nil, err
 	}
+	r.importMu.Lock()
+	defer r.importMu.Unlock()
 	imgs, err := r.client.Import(ctx, rd)
 	if err != nil {
 		return nil, wrap("import image archive", err)

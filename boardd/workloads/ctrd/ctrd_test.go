@@ -1,0 +1,228 @@
+package ctrd_test
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	boardconfig "podos.dev/podos/board-configs"
+	"podos.dev/podos/boardd/events"
+	"podos.dev/podos/boardd/health"
+	"podos.dev/podos/boardd/snapshot"
+	"podos.dev/podos/boardd/workloads"
+)
+
+func TestRunsAndLogs(t *testing.T) {
+	need(t)
+	m, rec := startManager(t, workloads.Options{})
+	ctx := context.Background()
+	if _, created, err := m.Apply(ctx, workloads.Spec{Name: "logs", Image: env.image, Args: []string{"-every=100ms"}, CPU: 0.5, MemoryMB: 32}); err != nil || !created {
+		t.Fatalf("apply: created=%v err=%v", created, err)
+	}
+	waitFor(t, "heartbeat lines in the log", 60*time.Second, func() bool {
+		return strings.Contains(logText(m, "logs"), "heartbeat 3 ")
+	})
+	if s := state(m, "logs"); s.State != workloads.StateRunning {
+		t.Fatalf("state %q, want running (%+v)", s.State, s)
+	}
+	if !strings.Contains(logText(m, "logs"), "heartbeat: starting") {
+		t.Errorf("log lacks the start line:\n%s", logText(m, "logs"))
+	}
+	if len(rec.find(func(e events.Event) bool { return e.Source == "logs" && e.Data["action"] == "started" })) != 1 {
+		t.Errorf("no started event: %+v", rec.evs)
+	}
+	// A follower sees new lines as they come.
+	ring, _ := m.Logs("logs")
+	_, c, cancel := ring.Follow(0)
+	defer cancel()
+	select {
+	case l := <-c:
+		if !strings.HasPrefix(l.Text, "heartbeat ") || l.Stream != "stdout" {
+			t.Errorf("followed line %+v", l)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no line followed")
+	}
+}
+
+func TestCrashRestartsWithBackoff(t *testing.T) {
+	need(t)
+	m, rec := startManager(t, workloads.Options{BackoffBase: 200 * time.Millisecond, BackoffMax: 2 * time.Second})
+	ctx := context.Background()
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "crash", Image: env.image, Args: []string{"-exit-after=100ms", "-code=3"}, Restart: "on-failure"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three restarts", 90*time.Second, func() bool { return state(m, "crash").Restarts >= 3 })
+	exits := rec.find(func(e events.Event) bool { return e.Source == "crash" && e.Data["action"] == "exited" })
+	if len(exits) < 3 {
+		t.Fatalf("exit events: %d", len(exits))
+	}
+	// Delays double: 200ms, 400ms, 800ms.
+	for i, want := range []string{"restarting in 200ms", "restarting in 400ms", "restarting in 800ms"} {
+		if !strings.Contains(exits[i].Message, want) || exits[i].Data["exit_code"] != "3" {
+			t.Errorf("exit %d: %q, want %q and code 3", i, exits[i].Message, want)
+		}
+	}
+	if !strings.Contains(logText(m, "crash"), "exiting with code 3") {
+		t.Errorf("stderr not in the log:\n%s", logText(m, "crash"))
+	}
+
+	// restart: never -> failed with its exit code, no restart.
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "once", Image: env.image, Args: []string{"-exit-after=100ms", "-code=5"}, Restart: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "once failed", 60*time.Second, func() bool { return state(m, "once").State == workloads.StateFailed })
+	s := state(m, "once")
+	if s.ExitCode == nil || *s.ExitCode != 5 || s.Restarts != 0 {
+		t.Fatalf("once: %+v", s)
+	}
+}
+
+func TestExec(t *testing.T) {
+	need(t)
+	m, _ := startManager(t, workloads.Options{})
+	ctx := context.Background()
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "exec", Image: env.image}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", 60*time.Second, func() bool { return state(m, "exec").State == workloads.StateRunning })
+	ectx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	res, err := m.Exec(ectx, "exec", []string{"/heartbeat", "-echo", "hello from exec", "-echo-stderr", "on stderr", "-code", "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "hello from exec\n" || res.Stderr != "on stderr\n" || res.ExitCode != 7 {
+		t.Fatalf("exec: %+v", res)
+	}
+	if _, err := m.Exec(ectx, "exec", []string{"/no-such-binary"}); err == nil {
+		t.Error("exec of a missing binary succeeded")
+	}
+}
+
+func TestContainerdKilledWorkloadsRestored(t *testing.T) {
+	need(t)
+	m, _ := startManager(t, workloads.Options{BackoffBase: 100 * time.Millisecond, Poll: 500 * time.Millisecond})
+	ctx := context.Background()
+	for _, n := range []string{"survivor", "victim"} {
+		if _, _, err := m.Apply(ctx, workloads.Spec{Name: n, Image: env.image, Args: []string{"-every=100ms"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both running", 60*time.Second, func() bool {
+		return state(m, "survivor").State == workloads.StateRunning && state(m, "victim").State == workloads.StateRunning
+	})
+	st, err := env.rt.Status(ctx, "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarts := env.daemon.Restarts()
+	pid := env.daemon.Pid()
+	// containerd dies, and one workload dies while it is down.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(int(st.Pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "containerd restarted", 60*time.Second, func() bool {
+		return env.daemon.Restarts() > restarts && env.daemon.Pid() != 0 && env.daemon.Pid() != pid
+	})
+	// The survivor kept running (its shim held it) and still logs; the
+	// victim was restarted by its restart policy.
+	before := strings.Count(logText(m, "survivor"), "\n")
+	waitFor(t, "victim restarted", 60*time.Second, func() bool {
+		s := state(m, "victim")
+		return s.Restarts >= 1 && s.State == workloads.StateRunning
+	})
+	waitFor(t, "survivor still logging", 30*time.Second, func() bool {
+		return strings.Count(logText(m, "survivor"), "\n") > before+3
+	})
+	if s := state(m, "survivor"); s.State != workloads.StateRunning || s.Restarts != 0 {
+		t.Fatalf("survivor: %+v", s)
+	}
+}
+
+func TestProtectionFreezesSheddableKeepsCritical(t *testing.T) {
+	need(t)
+	m, rec := startManager(t, workloads.Options{})
+	ctx := context.Background()
+	specs := []workloads.Spec{
+		{Name: "shed-me", Image: env.image, Args: []string{"-every=100ms"}, Priority: "sheddable"},
+		{Name: "keep-me", Image: env.image, Args: []string{"-every=100ms"}, Priority: "critical"},
+	}
+	for _, s := range specs {
+		if _, _, err := m.Apply(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both running", 60*time.Second, func() bool {
+		return state(m, "shed-me").State == workloads.StateRunning && state(m, "keep-me").State == workloads.StateRunning
+	})
+	store := snapshot.NewStore()
+	bus := events.NewBus()
+	hold := 2 * time.Second
+	p := workloads.NewProtector(workloads.ProtectorConfig{
+		Manager: m, Store: store, Bus: bus,
+		Policy: boardconfig.Policy{Hold: boardconfig.Duration{Duration: hold}, Rules: []boardconfig.Rule{
+			{Name: "power-critical", When: boardconfig.When{Subsystem: "Power", State: "Critical"}, Action: "shed"},
+		}},
+	})
+	pctx, pcancel := context.WithCancel(ctx)
+	pdone := make(chan struct{})
+	go func() { defer close(pdone); _ = p.Run(pctx) }()
+	defer func() { pcancel(); <-pdone }()
+
+	// Power goes Critical: the event on the bus, as the policy publishes it.
+	bus.Publish(workloads.SubsystemEvent(health.Power, health.OK, health.Critical))
+	start := time.Now()
+	waitFor(t, "sheddable frozen", 30*time.Second, func() bool {
+		s, err := env.rt.Status(ctx, "shed-me")
+		return err == nil && s.State == workloads.TaskPaused
+	})
+	t.Logf("fault to frozen: %s", time.Since(start))
+	if s := state(m, "shed-me"); s.State != workloads.StatePaused || s.Protection != "frozen" || !strings.Contains(s.ShedReason, "Power is Critical") {
+		t.Errorf("shed-me: %+v", s)
+	}
+	// The frozen one prints nothing; the critical one goes on.
+	frozenLines := strings.Count(logText(m, "shed-me"), "\n")
+	keepLines := strings.Count(logText(m, "keep-me"), "\n")
+	waitFor(t, "critical still logging", 30*time.Second, func() bool {
+		return strings.Count(logText(m, "keep-me"), "\n") > keepLines+5
+	})
+	if n := strings.Count(logText(m, "shed-me"), "\n"); n > frozenLines+1 {
+		t.Errorf("frozen workload printed %d lines", n-frozenLines)
+	}
+	if s, _ := env.rt.Status(ctx, "keep-me"); s.State != workloads.TaskRunning {
+		t.Errorf("critical workload %s", s.State)
+	}
+	frozen := rec.find(func(e events.Event) bool { return e.Source == "shed-me" && e.Data["action"] == "protect-frozen" })
+	if len(frozen) != 1 || frozen[0].Severity != health.Warning || !strings.Contains(frozen[0].Message, "power-critical") {
+		t.Fatalf("frozen events: %+v", frozen)
+	}
+
+	// Healthy again: the workload stays frozen for the hold, then resumes.
+	bus.Publish(workloads.SubsystemEvent(health.Power, health.Critical, health.OK))
+	healthy := time.Now()
+	waitFor(t, "resumed", 60*time.Second, func() bool {
+		s, err := env.rt.Status(ctx, "shed-me")
+		return err == nil && s.State == workloads.TaskRunning
+	})
+	if d := time.Since(healthy); d < hold {
+		t.Errorf("resumed after %s, before the hold of %s", d, hold)
+	}
+	waitFor(t, "state running", 30*time.Second, func() bool { return state(m, "shed-me").State == workloads.StateRunning })
+	if s := state(m, "shed-me"); s.Protection != "" || s.ShedReason != "" {
+		t.Errorf("after restore: %+v", s)
+	}
+	if len(rec.find(func(e events.Event) bool { return e.Source == "shed-me" && e.Data["action"] == "protect-none" })) != 1 {
+		t.Error("no restore event")
+	}
+	if len(rec.find(func(e events.Event) bool {
+		return e.Source == "keep-me" && strings.HasPrefix(e.Data["action"], "protect-")
+	})) != 0 {
+		t.Error("the critical workload was touched")
+	}
+}

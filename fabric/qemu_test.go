@@ -1,0 +1,194 @@
+package fabric_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	boardconfig "podos.dev/podos/board-configs"
+	"podos.dev/podos/fabric/internal/qemuboard"
+	"podos.dev/podos/internal/testtool"
+)
+
+// These tests boot the emulated board's PCIe hierarchy (from the board
+// config) under QEMU with fabric's guest agent as /init, and drive it
+// through QMP: the fabric the guest's Source reports must follow.
+
+func bootFabric(t *testing.T, native bool, mutate func(*boardconfig.Config)) (*qemuboard.Board, *qemuboard.Agent, *boardconfig.Config) {
+	t.Helper()
+	testtool.Require(t, "qemu-system-x86_64")
+	if qemuboard.Kernel() == "" {
+		testtool.Missing(t, "no generic kernel in /boot (make deps installs linux-image-amd64)")
+	}
+	cfg, err := boardconfig.Load(filepath.Join("..", "board-configs", "emulated-ruggedpod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	fj, err := json.Marshal(cfg.Fabric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, err := qemuboard.BuildInitramfs(ctx, dir, map[string][]byte{"fabric.json": fj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := qemuboard.Start(ctx, qemuboard.Options{Dir: dir, Initramfs: initrd, Mode: "watch", PCIe: cfg.Emulation.PCIe, NativeHotplug: native})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Kill()
+		if t.Failed() {
+			t.Logf("console:\n%s", tail(b.Console(), 60))
+		}
+	})
+	return b, qemuboard.NewAgent(b), cfg
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func noFindings(r *qemuboard.Report) bool { return len(r.Findings) == 0 }
+
+func findingsString(r *qemuboard.Report) string {
+	var s []string
+	for _, f := range r.Findings {
+		s = append(s, fmt.Sprintf("%s %s: %s", f.Subject, f.Code, f.Reason))
+	}
+	return strings.Join(s, "; ")
+}
+
+// unplug removes a device by QMP and returns how long the guest's Source
+// took to report the finding, measured from device_del on the host.
+func unplug(t *testing.T, b *qemuboard.Board, a *qemuboard.Agent, id, subject, code string, timeout time.Duration) time.Duration {
+	t.Helper()
+	ctx := ctxT(t, timeout)
+	start := time.Now()
+	if _, err := b.QMP().Execute(ctx, "device_del", map[string]any{"id": id}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Wait(ctx, code+" on "+subject, func(r *qemuboard.Report) bool { _, ok := r.Finding(subject, code); return ok })
+	if err != nil {
+		t.Fatalf("%v (last: %s)", err, findingsString(a.Last))
+	}
+	if err := b.QMP().WaitEvent(ctx, "DEVICE_DELETED", func(d map[string]any) bool { return d["device"] == id }); err != nil {
+		t.Fatal(err)
+	}
+	return r.Arrived.Sub(start)
+}
+
+func plug(t *testing.T, b *qemuboard.Board, a *qemuboard.Agent, args map[string]any, ok func(*qemuboard.Report) bool, timeout time.Duration) {
+	t.Helper()
+	ctx := ctxT(t, timeout)
+	if _, err := b.QMP().Execute(ctx, "device_add", args); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, fmt.Sprintf("device_add %v", args), ok); err != nil {
+		t.Fatalf("%v (last: %s)", err, findingsString(a.Last))
+	}
+}
+
+func TestQEMUFabricACPIHotplug(t *testing.T) {
+	b, a, _ := bootFabric(t, false, nil)
+	// The topology matches the config: no findings, the switch is there.
+	r, err := a.Wait(ctxT(t, 3*time.Minute), "the first report", func(*qemuboard.Report) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 0 {
+		t.Fatalf("fresh board has findings: %s", findingsString(r))
+	}
+	for _, want := range []string{"0000:00:03.0 root-port", "0000:01:00.0 upstream-port", "0000:02:00.0 downstream-port", "0000:02:02.0 downstream-port", "0000:03:00.0 endpoint 010000", "0000:04:00.0 endpoint 020000"} {
+		if !slices.ContainsFunc(r.Devices, func(d string) bool { return strings.HasPrefix(d, want) }) {
+			t.Errorf("topology lacks %q: %v", want, r.Devices)
+		}
+	}
+
+	// Unplug and replug the NIC a few times: the finding comes and goes.
+	var lat []time.Duration
+	for i := 0; i < 3; i++ {
+		id := "nic0"
+		if i > 0 {
+			id = fmt.Sprintf("nic%d", 10+i)
+		}
+		lat = append(lat, unplug(t, b, a, id, "sw0/port2", "device-missing", time.Minute))
+		if a.Last.Has("0000:04:00.0") {
+			t.Errorf("NIC still listed after removal")
+		}
+		plug(t, b, a, map[string]any{"driver": "e1000e", "id": fmt.Sprintf("nic%d", 11+i), "bus": "dn2"}, func(r *qemuboard.Report) bool { return r.Has("0000:04:00.0") && noFindings(r) }, time.Minute)
+	}
+	slices.Sort(lat)
+	t.Logf("ACPI hotplug: device_del to finding: median %v (all %v)", lat[len(lat)/2], lat)
+
+	// A NIC in the port that should stay empty is flagged, and unflagged.
+	plug(t, b, a, map[string]any{"driver": "e1000e", "id": "wrong", "bus": "dn3"}, func(r *qemuboard.Report) bool { _, ok := r.Finding("0000:05:00.0", "extra-device"); return ok }, time.Minute)
+	unplugClears(t, b, a, "wrong")
+
+	// AER: poisoned TLPs injected at the port below the root port are
+	// counted (and, over the limit, make a finding).
+	before := a.Last.AER["0000:01:00.0"]
+	for i := 0; i < 11; i++ {
+		if out, err := b.QMP().HMP(ctxT(t, 30*time.Second), "pcie_aer_inject_error up1 POISON_TLP"); err != nil || strings.TrimSpace(out) != "" && !strings.Contains(out, "OK") {
+			t.Logf("inject %d: %q %v", i, out, err)
+		}
+	}
+	r, err = a.Wait(ctxT(t, time.Minute), "the AER finding", func(r *qemuboard.Report) bool { _, ok := r.Finding("0000:01:00.0", "aer-nonfatal"); return ok })
+	if err != nil {
+		t.Fatalf("%v: AER before %v, now %v %v", err, before, a.Last.AER, a.Last.RootAER)
+	}
+	t.Logf("AER after 11 POISON_TLP: upstream port %v (was %v), root port totals %v", r.AER["0000:01:00.0"], before, r.RootAER["0000:00:03.0"])
+
+	// Actions through sysfs in the guest.
+	ctx := ctxT(t, 2*time.Minute)
+	if err := a.Command(ctx, "retrain 0000:02:01.0"); err != nil {
+		t.Errorf("retrain: %v", err)
+	}
+	if err := a.Command(ctx, "reset 0000:02:01.0"); err != nil {
+		t.Errorf("secondary bus reset: %v", err)
+	}
+	if err := a.Command(ctx, "remove 0000:04:00.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, "removal by sysfs", func(r *qemuboard.Report) bool { return !r.Has("0000:04:00.0") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Command(ctx, "rescan"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, "rescan", func(r *qemuboard.Report) bool { return r.Has("0000:04:00.0") }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func unplugClears(t *testing.T, b *qemuboard.Board, a *qemuboard.Agent, id string) {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	if _, err := b.QMP().Execute(ctx, "device_del", map[string]any{"id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx, "findings cleared", noFindings); err != nil {
+		t.Fatalf("%v (last: %s)", err, findingsString(a.Last))
+	}
+}

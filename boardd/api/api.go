@@ -123,8 +123,7 @@ func New(o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		h, pattern := mux.Handler(r)
-		if pattern == "" {
+		if _, pattern := mux.Handler(r); pattern == "" {
 			// Distinguish a wrong method from a wrong path, in our format.
 			if allowed := allowedMethods(mux, r); allowed != "" {
 				w.Header().Set("Allow", allowed)
@@ -134,7 +133,7 @@ func New(o Options) http.Handler {
 			writeError(w, http.StatusNotFound, CodeNotFound, "no such resource: "+r.URL.Path, "")
 			return
 		}
-		h.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r) // matches again, setting the path values
 	})
 }
 

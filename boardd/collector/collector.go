@@ -410,7 +410,11 @@ func (c *Collector) judge(rs []bmc.Reading, bmcErr error, now time.Time, evs []e
 			}
 		}
 		e.last = r
+		n := len(evs)
 		evs = c.evaluate(e, health.Input{Def: e.def, Reading: r, Cfg: e.cfg}, debounce, now, evs)
+		if bmcErr != nil && len(evs) > n {
+			evs[n].Data[CauseKey] = CauseBMCUnreachable
+		}
 	}
 	for _, e := range c.entries {
 		if e.missing {
@@ -459,6 +463,14 @@ func (c *Collector) sensorEvent(e *entry, from health.State, next health.SensorS
 		Origin: c.origin(e.def.ID), Data: data,
 	}
 }
+
+// CauseKey in a sensor event's Data says why it changed when the sensor
+// itself is not the cause: CauseBMCUnreachable when the whole BMC stopped
+// answering (sinks that write to the BMC skip those).
+const (
+	CauseKey            = "cause"
+	CauseBMCUnreachable = "bmc-unreachable"
+)
 
 // DMTF ResourceEvent registry messages boardd uses.
 const (

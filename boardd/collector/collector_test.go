@@ -277,6 +277,9 @@ func TestBMCDownAndReconnect(t *testing.T) {
 	if ev := find(evs, events.KindBMC, "bmc"); ev == nil || ev.To != health.Unavailable {
 		t.Errorf("no BMC down event in %+v", evs)
 	}
+	if ev := find(evs, events.KindSensor, "20-0-01"); ev == nil || ev.To != health.Unavailable || ev.Data[CauseKey] != CauseBMCUnreachable {
+		t.Errorf("sensor event with the BMC down: %+v", ev)
+	}
 	// Backoff: the next dials are spaced, and polls keep publishing.
 	dials := r.dials
 	seq := s.Seq

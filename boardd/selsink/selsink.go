@@ -33,9 +33,16 @@ var SubsystemCode = map[health.Subsystem]byte{
 }
 
 // Record turns a sensor event into the SEL record boardd writes. ok is
-// false for events that concern no IPMI sensor.
+// false for events that concern no IPMI sensor, and for sensors that went
+// Unavailable only because the BMC stopped answering (collector's
+// Data["cause"] = "bmc-unreachable").
 func Record(ev events.Event) (bmc.SELEvent, bool) {
 	if ev.Kind != events.KindSensor || ev.Data == nil {
+		return bmc.SELEvent{}, false
+	}
+	if ev.Data["cause"] == "bmc-unreachable" {
+		// The BMC itself is gone: nothing to tell its SEL about the
+		// sensors it no longer reports (the BMC event says it all).
 		return bmc.SELEvent{}, false
 	}
 	typ, err1 := strconv.ParseUint(ev.Data["sensor_type"], 10, 8)

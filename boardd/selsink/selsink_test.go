@@ -32,6 +32,7 @@ func TestRecord(t *testing.T) {
 		{"missing sensor has no IPMI type", sensor(health.OK, health.Critical, map[string]string{"sensor_type": "0", "sensor_num": "0"}), bmc.SELEvent{}, false},
 		{"board event", events.Event{Kind: events.KindBoard, To: health.Critical}, bmc.SELEvent{}, false},
 		{"no data", events.Event{Kind: events.KindSensor}, bmc.SELEvent{}, false},
+		{"sensor unknown because the BMC is gone", sensor(health.OK, health.Unavailable, map[string]string{"sensor_type": "2", "sensor_num": "1", "cause": "bmc-unreachable"}), bmc.SELEvent{}, false},
 		{"bad number", sensor(health.OK, health.Critical, map[string]string{"sensor_type": "2", "sensor_num": "300"}), bmc.SELEvent{}, false},
 	} {
 		got, ok := Record(tc.ev)

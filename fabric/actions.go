@@ -42,7 +42,7 @@ func writeAttr(path, value string) error {
 	}
 	if _, err := f.WriteString(value); err != nil {
 		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+		return err // names the path already
 	}
 	return f.Close()
 }

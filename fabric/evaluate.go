@@ -296,18 +296,20 @@ func evalLink(port, dev *Device, wantSpeed float64, wantWidth int, sw string, po
 	return out
 }
 
-// minKnown is the smaller of a value on two links, ignoring unknown (0) ones.
+// minKnown is the smaller of a value at the two ends of a link, or 0 if
+// either end does not report it: a link is only "below what both ends
+// support" when both ends say what they support (QEMU's xio3130
+// downstream ports report no maximum, and a function in AER recovery
+// reads all ones).
 func minKnown(a, b *Link, get func(*Link) float64) float64 {
-	var v float64
-	for _, l := range []*Link{a, b} {
-		if l == nil {
-			continue
-		}
-		if x := get(l); x > 0 && (v == 0 || x < v) {
-			v = x
-		}
+	if a == nil || b == nil {
+		return 0
 	}
-	return v
+	x, y := get(a), get(b)
+	if x <= 0 || y <= 0 {
+		return 0
+	}
+	return min(x, y)
 }
 
 func evalAER(t *Topology, prev *AERSample, now time.Time, limit int) []Finding {

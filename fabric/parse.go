@@ -39,6 +39,11 @@ func ParseLinkWidth(s string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("link width %q: %w", s, err)
 	}
+	if v > 32 {
+		// PCIe links are x1..x32: more is a register read as all ones (a
+		// function in error recovery, or gone): unknown.
+		return 0, nil
+	}
 	return int(v), nil
 }
 

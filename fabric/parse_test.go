@@ -32,7 +32,7 @@ func TestParseLinkSpeed(t *testing.T) {
 }
 
 func TestParseLinkWidth(t *testing.T) {
-	for in, want := range map[string]int{"1\n": 1, "16": 16, "0": 0, "Unknown": 0} {
+	for in, want := range map[string]int{"1\n": 1, "16": 16, "0": 0, "Unknown": 0, "255": 0} {
 		if got, err := ParseLinkWidth(in); err != nil || got != want {
 			t.Errorf("ParseLinkWidth(%q) = %v, %v", in, got, err)
 		}

@@ -129,19 +129,22 @@ func (d *Device) Function() int {
 	return 0
 }
 
-// LinkUp reports whether the port bdf has a live link below it: its Data
-// Link Layer Link Active bit where the port reports one, else whether the
-// kernel enumerated any function behind it. (Ports without the bit, like
-// QEMU's xio3130, keep showing a trained 2.5 GT/s x1 link when empty.)
+// LinkUp reports whether the port bdf has a live link below it: the
+// kernel enumerated a function behind it, or the port's Data Link Layer
+// Link Active bit says so (where the port reports one). Ports without the
+// bit, like QEMU's xio3130, keep showing a trained 2.5 GT/s x1 link when
+// empty, so the link files alone cannot tell; and QEMU under ACPI hotplug
+// leaves the root port's bit clear with the switch present, so a
+// function below wins over the bit.
 func (t *Topology) LinkUp(bdf string) bool {
 	d := t.Device(bdf)
 	if d == nil {
 		return false
 	}
-	if d.Link != nil && d.Link.Active != nil {
-		return *d.Link.Active
+	if len(t.Children(bdf)) > 0 {
+		return true
 	}
-	return len(t.Children(bdf)) > 0
+	return d.Link != nil && d.Link.Active != nil && *d.Link.Active
 }
 
 // Topology is the PCI fabric at one instant. It is a value: treat it as

@@ -15,6 +15,12 @@ package ipmi
 //     Client (short timeout, backoff), not the driver's 15 s default.
 // Here events are never requested and stale messages are discarded until
 // the one with our message ID arrives or the deadline passes.
+//
+// A request that timed out is usually still queued in the kernel (its KCS
+// state machine waits 5 s before retrying a transfer the BMC left
+// unanswered), and its answer comes later. So a retry of the same request
+// (same bytes) also accepts the answer to any of its earlier attempts:
+// whichever comes first answers the question.
 
 import (
 	"context"
@@ -22,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +55,10 @@ type kcsConn struct {
 	path  string
 	f     *os.File
 	msgID atomic.Int64
+	// pendKey identifies the request whose earlier attempts (pend) got no
+	// answer yet.
+	pendKey string
+	pend    []int64
 }
 
 func (k *kcsConn) transport() string { return "kcs" }
@@ -97,6 +108,11 @@ func (k *kcsConn) exchange(ctx context.Context, req types.Request, resp types.Re
 		LUN:      lun,
 	}
 	id := k.msgID.Add(1)
+	key := fmt.Sprintf("%x/%x/%d/%x", uint8(req.Command().NetFn), req.Command().ID, lun, data)
+	if key != k.pendKey {
+		k.pendKey, k.pend = key, nil
+	}
+	accept := append(append([]int64(nil), k.pend...), id)
 	kreq := &open.IPMI_REQ{
 		Addr:    unsafe.Pointer(addr),
 		AddrLen: int(unsafe.Sizeof(*addr)),
@@ -151,7 +167,7 @@ func (k *kcsConn) exchange(ctx context.Context, req types.Request, resp types.Re
 				rerr = fmt.Errorf("ipmi kcs: receive: %w", e)
 				return true
 			}
-			if recv.MsgID != id || recv.RecvType != open.IPMI_RESPONSE_RECV_TYPE {
+			if !slices.Contains(accept, recv.MsgID) || recv.RecvType != open.IPMI_RESPONSE_RECV_TYPE {
 				continue // a late answer to an abandoned request, or an event: drop it
 			}
 			n := min(int(recv.Msg.DataLen), len(buf))
@@ -160,8 +176,12 @@ func (k *kcsConn) exchange(ctx context.Context, req types.Request, resp types.Re
 		}
 	})
 	if readErr != nil {
+		if len(k.pend) < 8 {
+			k.pend = append(k.pend, id)
+		}
 		return fmt.Errorf("ipmi kcs: %s: %w", req.Command().Name, readErr)
 	}
+	k.pendKey, k.pend = "", nil
 	if rerr != nil {
 		return rerr
 	}

@@ -22,7 +22,7 @@ import (
 
 // testOpts keep failures fast; the machine may be loaded, so retries
 // still cover a slow answer.
-var testOpts = ipmi.Options{Timeout: 400 * time.Millisecond, Retries: 2}
+var testOpts = ipmi.Options{Timeout: time.Second, Retries: 3}
 
 func startSim(t *testing.T, cfg *boardconfig.Config) (*ipmisim.Sim, *ipmi.Client, context.Context) {
 	t.Helper()

@@ -30,7 +30,7 @@ func TestEmulatedRuggedPODBoard(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := ipmi.DialLAN(ctx, ipmi.LANConfig{Host: "127.0.0.1", Port: sim.LANPort(), Username: ipmisim.User, Password: ipmisim.Password},
-		ipmi.Options{Timeout: 500 * time.Millisecond, Retries: 2})
+		ipmi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,19 +131,6 @@ func Start(ctx context.Context, t testing.TB, cfg *boardconfig.Config, opts Opti
 		return nil, err
 	}
 	s := &Sim{opts: opts, dir: dir, log: opts.Logger.With("component", "ipmisim")}
-	if s.lanPort = opts.LANPort; s.lanPort == 0 {
-		if s.lanPort, err = freeUDPPort(); err != nil {
-			return nil, err
-		}
-	}
-	if s.conPort = opts.ConsolePort; s.conPort == 0 {
-		if s.conPort, err = freeTCPPort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.generate(ctx, cfg); err != nil {
-		return nil, err
-	}
 	if t != nil {
 		t.Cleanup(func() {
 			s.Stop()
@@ -154,10 +141,33 @@ func Start(ctx context.Context, t testing.TB, cfg *boardconfig.Config, opts Opti
 			}
 		})
 	}
-	if err := s.start(ctx); err != nil {
-		return nil, err
+	// A port picked free may be taken by another test before ipmi_sim
+	// binds it: then pick again.
+	for attempt := 0; ; attempt++ {
+		if s.lanPort = opts.LANPort; s.lanPort == 0 {
+			if s.lanPort, err = freeUDPPort(); err != nil {
+				return nil, err
+			}
+		}
+		if s.conPort = opts.ConsolePort; s.conPort == 0 {
+			if s.conPort, err = freeTCPPort(); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.generate(ctx, cfg); err != nil {
+			return nil, err
+		}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		picked := opts.LANPort == 0 || opts.ConsolePort == 0
+		if !picked || attempt >= 2 || ctx.Err() != nil {
+			return nil, err
+		}
+		s.log.Warn("ipmi_sim did not start, retrying on other ports", "err", err)
+		s.Stop()
 	}
-	return s, nil
 }
 
 // generate writes every file for cfg and compiles the SDR repository.
@@ -221,6 +231,10 @@ func (s *Sim) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var logStart int64
+	if fi, err := logf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	p := &process{done: make(chan struct{})}
 	started := make(chan error, 1)
 	// The goroutine keeps its OS thread for the life of the process: the
@@ -233,7 +247,7 @@ func (s *Sim) start(ctx context.Context) error {
 		cmd := exec.Command("bash", "-c", "trap '' PIPE; exec ipmi_sim -c lan.conf -f board.emu -s state -n")
 		cmd.Dir = s.dir
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = procAttr()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -255,8 +269,7 @@ func (s *Sim) start(ctx context.Context) error {
 	for {
 		select {
 		case <-p.done:
-			b, _ := os.ReadFile(s.LogPath())
-			return fmt.Errorf("ipmisim: ipmi_sim exited at start (%v): %s", p.err, tail(b, 2000))
+			return fmt.Errorf("ipmisim: ipmi_sim exited at start (%v): %s", p.err, s.startLog(logStart))
 		case <-ctx.Done():
 			s.Kill()
 			return ctx.Err()
@@ -272,6 +285,26 @@ func (s *Sim) start(ctx context.Context) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startLog returns what ipmi_sim printed since offset, on one line,
+// without its per-sensor "Hysteresis:" chatter.
+func (s *Sim) startLog(offset int64) string {
+	b, err := os.ReadFile(s.LogPath())
+	if err != nil || int64(len(b)) < offset {
+		return "no log"
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "Hysteresis:") && !strings.HasPrefix(l, "IPMI Simulator version") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) == 0 {
+		return "no output"
+	}
+	return tail([]byte(strings.Join(keep, "; ")), 500)
 }
 
 // loadValues sets every sensor to its polled file's value at once, so

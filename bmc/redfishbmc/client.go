@@ -144,9 +144,11 @@ func retryable(err error) bool {
 	if errors.As(err, &he) {
 		return he.code >= 500
 	}
-	s := err.Error()
-	// gofish reports HTTP failures as text ("503: ...").
-	return strings.HasPrefix(s, "5") || strings.Contains(s, "connection refused") || strings.Contains(s, "timeout")
+	s := strings.ToLower(err.Error())
+	// gofish reports HTTP failures as text ("503: ...") and collection
+	// failures as one error listing each member's.
+	return strings.HasPrefix(s, "5") || strings.Contains(s, "connection refused") || strings.Contains(s, "timeout") ||
+		strings.Contains(s, "deadline exceeded") || strings.Contains(s, "connection reset") || strings.Contains(s, "eof")
 }
 
 // retry runs f with the client's retries and backoff. After the last

@@ -52,7 +52,10 @@ func jsonFieldError(err error) error {
 		return &BadRequest{Msg: "truncated JSON body"}
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
+		f = strings.TrimSuffix(strings.TrimPrefix(f, `"`), `"`)
+		if f == "" {
+			f = `""` // an empty key still needs a name the client can see
+		}
 		return &workloads.FieldError{Field: f, Message: "is not a known field"}
 	}
 	return err

@@ -127,7 +127,16 @@ type storedAccount struct {
 
 type basicEntry struct {
 	user    string
-	expires time.Time
+	expires time.Time // sliding: pushed out on every use
+	maxAge  time.Time // absolute
+}
+
+// inflight is a Basic verification in progress; concurrent requests with
+// the same header wait for it instead of running bcrypt again.
+type inflight struct {
+	done chan struct{}
+	acct Account
+	ok   bool
 }
 
 // Service holds the accounts and sessions.
@@ -148,13 +157,18 @@ type Service struct {
 	// basic caches successful Basic verifications by a hash of the
 	// Authorization header: bcrypt is deliberately slow and a Basic
 	// client sends the same header on every request.
-	basicMu sync.Mutex
-	basic   map[[32]byte]basicEntry
+	basicMu  sync.Mutex
+	basic    map[[32]byte]basicEntry
+	inflight map[[32]byte]*inflight
 }
 
 // BasicCacheTTL is how long a verified Basic credential is trusted
-// without running bcrypt again. Any account change clears the cache.
-const BasicCacheTTL = 10 * time.Second
+// without running bcrypt again after its last use, and BasicCacheMaxAge
+// how long at most. Any account change clears the cache at once.
+const (
+	BasicCacheTTL    = 60 * time.Second
+	BasicCacheMaxAge = 15 * time.Minute
+)
 
 // DefaultSessionTimeout is the idle timeout of sessions (Redfish's
 // SessionService.SessionTimeout default).
@@ -182,6 +196,7 @@ func Open(stateDir, adminPasswordFile string, logger *slog.Logger) (*Service, er
 		sessions: map[string]*Session{},
 		timeout:  DefaultSessionTimeout,
 		basic:    map[[32]byte]basicEntry{},
+		inflight: map[[32]byte]*inflight{},
 	}
 	b, err := os.ReadFile(s.path)
 	switch {
@@ -645,8 +660,10 @@ func (s *Service) basicAuth(header string) (Account, bool) {
 	now := s.now()
 	s.basicMu.Lock()
 	e, ok := s.basic[key]
-	s.basicMu.Unlock()
-	if ok && now.Before(e.expires) {
+	if ok && now.Before(e.expires) && now.Before(e.maxAge) {
+		e.expires = now.Add(BasicCacheTTL)
+		s.basic[key] = e
+		s.basicMu.Unlock()
 		s.mu.RLock()
 		a := s.byName(e.user)
 		var acct Account
@@ -654,25 +671,37 @@ func (s *Service) basicAuth(header string) (Account, bool) {
 			acct = a.public()
 		}
 		s.mu.RUnlock()
-		if a != nil && acct.Enabled {
-			return acct, true
-		}
+		return acct, a != nil && acct.Enabled
 	}
-	user, pw, ok := parseBasic(header)
-	if !ok {
-		return Account{}, false
+	if f, ok := s.inflight[key]; ok {
+		s.basicMu.Unlock()
+		<-f.done
+		return f.acct, f.ok
 	}
-	acct, err := s.Verify(user, pw)
-	if err != nil {
-		return Account{}, false
-	}
-	s.basicMu.Lock()
-	if len(s.basic) > 1024 {
-		clear(s.basic)
-	}
-	s.basic[key] = basicEntry{user: user, expires: now.Add(BasicCacheTTL)}
+	f := &inflight{done: make(chan struct{})}
+	s.inflight[key] = f
 	s.basicMu.Unlock()
-	return acct, true
+
+	gen := s.Generation()
+	user, pw, ok := parseBasic(header)
+	if ok {
+		acct, err := s.Verify(user, pw)
+		f.acct, f.ok = acct, err == nil
+	}
+	same := s.Generation() == gen // before basicMu: changed() locks mu, then basicMu
+	s.basicMu.Lock()
+	delete(s.inflight, key)
+	// Cache only if no account changed meanwhile (the change cleared the
+	// cache, and this verification may have used the old password).
+	if f.ok && same {
+		if len(s.basic) > 1024 {
+			clear(s.basic)
+		}
+		s.basic[key] = basicEntry{user: f.acct.UserName, expires: now.Add(BasicCacheTTL), maxAge: now.Add(BasicCacheMaxAge)}
+	}
+	s.basicMu.Unlock()
+	close(f.done)
+	return f.acct, f.ok
 }
 
 func parseBasic(h string) (user, pw string, ok bool) {

@@ -234,22 +234,14 @@ func (c *Collector) Step(ctx context.Context) {
 	}
 	evs = c.judge(readings, err, now, evs)
 	evs = c.rollups(err, now, evs)
-	// Events are persisted before the snapshot that shows them is
-	// published, and published on the bus after it: whoever lists the log
-	// after seeing a state finds its event, and whoever reads the
-	// snapshot after an event sees its state.
-	for i := range evs {
-		stored, err := c.o.Emitter.Log.Append(evs[i])
-		if err != nil {
-			c.log.Error("event not persisted", "err", err, "source", evs[i].Source)
-			continue // still published below, with Seq 0
-		}
-		evs[i] = stored
-	}
+	// The snapshot goes first, so readers see a change without waiting
+	// for the disk; each event is then persisted (fsync) before it is
+	// published, so a subscriber that reads the snapshot after an event
+	// sees its state, and nothing acts on an event that could be lost.
 	c.publish(start, now)
-	if c.o.Emitter.Bus != nil {
-		for _, ev := range evs {
-			c.o.Emitter.Bus.Publish(ev)
+	for _, ev := range evs {
+		if _, err := c.o.Emitter.Emit(ev); err != nil {
+			c.log.Error("event not persisted", "err", err, "source", ev.Source)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"podos.dev/podos/bmc"
+	"podos.dev/podos/bmc/dial"
 	boardconfig "podos.dev/podos/board-configs"
 	"podos.dev/podos/boardd/auth"
 	"podos.dev/podos/boardd/collector"
@@ -65,8 +66,8 @@ type Plug func(d *Daemon) (Component, error)
 
 // Options configure the daemon.
 type Options struct {
-	// BMCURL overrides the config's bmc.url: ipmi+kcs:///dev/ipmi0 or
-	// ipmi+lan://user:password@host:port.
+	// BMCURL overrides the config's bmc.url: ipmi+kcs:///dev/ipmi0,
+	// ipmi+lan://user:password@host:port or redfish+https://user:password@host.
 	BMCURL string
 	// Listen is the HTTPS (Redfish) address (default :8443); MetricsListen
 	// the plain-HTTP Prometheus address (default :9102).
@@ -77,7 +78,8 @@ type Options struct {
 	Config            *boardconfig.Config
 	AdminPasswordFile string
 	Logger            *slog.Logger
-	// Dial opens BMC clients (default: bmc/ipmi for ipmi+lan and ipmi+kcs).
+	// Dial opens BMC clients (default bmc/dial.Open: ipmi+lan, ipmi+kcs,
+	// redfish+https).
 	Dial DialFunc
 	// Clock is the collector's clock (default the wall clock).
 	Clock collector.Clock
@@ -131,7 +133,7 @@ func New(o Options) (*Daemon, error) {
 		if err := CheckBMCURL(o.BMCURL); err != nil {
 			return nil, err
 		}
-		o.Dial = defaultDial
+		o.Dial = dial.Open
 	}
 	if o.Listen == "" {
 		o.Listen = DefaultListen
@@ -166,8 +168,8 @@ func New(o Options) (*Daemon, error) {
 	d.elog = elog
 	d.emit = &events.Emitter{Log: elog, Bus: d.bus}
 
-	dialOpts := DialOptions{Timeout: d.cfg.BMC.Timeout.Duration, Retries: d.cfg.BMC.Retries, Logger: o.Logger.With("component", "bmc")}
-	dial := func(ctx context.Context) (bmc.Client, error) { return o.Dial(ctx, o.BMCURL, dialOpts) }
+	dialOpts := dial.Options{Timeout: d.cfg.BMC.Timeout.Duration, Retries: d.cfg.BMC.Retries, Logger: o.Logger.With("component", "bmc")}
+	dialBMC := func(ctx context.Context) (bmc.Client, error) { return o.Dial(ctx, o.BMCURL, dialOpts) }
 	interval := o.Interval
 	if interval <= 0 {
 		interval = d.cfg.Poll.Interval.Duration
@@ -180,7 +182,7 @@ func New(o Options) (*Daemon, error) {
 	collDeadline := max(10*interval, 30*time.Second)
 	beat := d.hb.Register("collector", collDeadline)
 	d.coll, err = collector.New(collector.Options{
-		Dial: dial, Config: d.cfg, Store: d.store, Emitter: d.emit,
+		Dial: dialBMC, Config: d.cfg, Store: d.store, Emitter: d.emit,
 		Interval: interval, Clock: o.Clock, Logger: o.Logger, Beat: beat.Beat,
 		Transport: transportOf(o.BMCURL),
 	})
@@ -188,8 +190,9 @@ func New(o Options) (*Daemon, error) {
 		elog.Close()
 		return nil, err
 	}
-	d.aux = &auxConn{dial: dial}
-	d.sel, err = selsink.New(selsink.Options{Bus: d.bus, Client: d.aux, Logger: o.Logger})
+	d.aux = &auxConn{dial: dialBMC}
+	selBeat := d.hb.Register("selsink", 3*time.Minute)
+	d.sel, err = selsink.New(selsink.Options{Bus: d.bus, Client: d.aux, Logger: o.Logger, Beat: selBeat.Beat})
 	if err != nil {
 		elog.Close()
 		return nil, err
@@ -374,15 +377,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 func newTLSListener(l net.Listener, c *tls.Config) net.Listener { return tls.NewListener(l, c) }
-
-// redactURL hides a password in a BMC URL for logs.
-func redactURL(raw string) string {
-	b, err := parseBMCURL(raw)
-	if err != nil || b.pass == "" {
-		return raw
-	}
-	return b.scheme + "://" + b.user + ":xxxxx@" + net.JoinHostPort(b.host, strconv.Itoa(b.port))
-}
 
 // Run builds and runs a daemon.
 func Run(ctx context.Context, o Options) error {

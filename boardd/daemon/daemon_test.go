@@ -40,7 +40,7 @@ func startBoard(t *testing.T) *board {
 	waitSnap(t, r.d.Store(), 60*time.Second, "all sensors read", func(s *snapshot.Snapshot) bool {
 		return s.BMC.Up && len(s.Sensors) == len(cfg.Sensors) && s.Health.State == health.OK
 	})
-	r.drain()
+	r.drain(t)
 	return &board{cfg: cfg, sim: sim, r: r}
 }
 
@@ -174,7 +174,7 @@ func TestPSURailCriticalAndHysteresis(t *testing.T) {
 	seq = b.set(t, "PSU_VIN", 120)
 	b.expect(t, "PSU_VIN", health.OK, seq)
 
-	evs := sensorEvent(b.r.drain(), "PSU_VIN")
+	evs := sensorEvent(b.r.drain(t), "PSU_VIN")
 	var path []health.State
 	for _, ev := range evs {
 		path = append(path, ev.To)
@@ -217,7 +217,7 @@ func TestDiscreteFaults(t *testing.T) {
 		}
 		seq = b.setDiscrete(t, tc.sensor, tc.good)
 		b.expect(t, tc.sensor, health.OK, seq)
-		if evs := sensorEvent(b.r.drain(), tc.sensor); len(evs) != 2 || evs[0].To != health.Critical || evs[1].To != health.OK {
+		if evs := sensorEvent(b.r.drain(t), tc.sensor); len(evs) != 2 || evs[0].To != health.Critical || evs[1].To != health.OK {
 			t.Errorf("%s events %+v", tc.sensor, evs)
 		}
 	}
@@ -270,7 +270,7 @@ func TestBMCLostAndRegained(t *testing.T) {
 			t.Errorf("%s after recovery: %s", x.Def.Name, x.State)
 		}
 	}
-	evs := b.r.drain()
+	evs := b.r.drain(t)
 	var bmcEvs []health.State
 	for _, ev := range evs {
 		if ev.Kind == events.KindBMC {
@@ -300,7 +300,7 @@ func TestDroppedReplyIsRetriedWithoutAlarm(t *testing.T) {
 	if !s.BMC.Up || s.Health.State != health.OK {
 		t.Errorf("after dropped replies: BMC %+v health %+v", s.BMC, s.Health)
 	}
-	for _, ev := range b.r.drain() {
+	for _, ev := range b.r.drain(t) {
 		t.Errorf("unexpected event after a dropped reply: %s %s %s->%s: %s", ev.Kind, ev.Source, ev.From, ev.To, ev.Message)
 	}
 }

@@ -4,103 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/url"
-	"strconv"
 	"sync"
-	"time"
 
 	"podos.dev/podos/bmc"
-	"podos.dev/podos/bmc/ipmi"
+	"podos.dev/podos/bmc/dial"
 	"podos.dev/podos/boardd/selsink"
 )
 
-// DialOptions tune one BMC connection.
-type DialOptions struct {
-	Timeout time.Duration // per request
-	Retries int           // per request
-	Logger  *slog.Logger
-}
-
-// DialFunc opens a BMC client for a URL (bmc/dial.Open's shape).
-type DialFunc func(ctx context.Context, rawURL string, o DialOptions) (bmc.Client, error)
+// DialFunc opens a BMC client for a URL (default bmc/dial.Open).
+type DialFunc func(ctx context.Context, rawURL string, o dial.Options) (bmc.Client, error)
 
 // CheckBMCURL tells whether boardd can use a BMC URL, without connecting.
 func CheckBMCURL(raw string) error {
-	_, err := parseBMCURL(raw)
+	_, err := dial.Parse(raw)
 	return err
-}
-
-type bmcURL struct {
-	scheme, host, user, pass, path string
-	port                           int
-}
-
-func parseBMCURL(raw string) (bmcURL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return bmcURL{}, fmt.Errorf("bad BMC URL %q: %w", raw, err)
-	}
-	b := bmcURL{scheme: u.Scheme, path: u.Path}
-	if u.User != nil {
-		b.user = u.User.Username()
-		b.pass, _ = u.User.Password()
-	}
-	switch u.Scheme {
-	case "ipmi+lan", "ipmi+lanplus":
-		host, port := u.Hostname(), u.Port()
-		if host == "" {
-			return bmcURL{}, fmt.Errorf("bad BMC URL %q: no host (want ipmi+lan://user:password@host[:port])", raw)
-		}
-		b.host, b.port = host, 623
-		if port != "" {
-			p, err := strconv.Atoi(port)
-			if err != nil || p < 1 || p > 65535 {
-				return bmcURL{}, fmt.Errorf("bad BMC URL %q: bad port %q", raw, port)
-			}
-			b.port = p
-		}
-	case "ipmi+kcs":
-		if b.path == "" {
-			b.path = "/dev/ipmi0"
-		}
-	case "":
-		return bmcURL{}, fmt.Errorf("bad BMC URL %q: no scheme (want ipmi+kcs:///dev/ipmi0 or ipmi+lan://user:password@host:port)", raw)
-	default:
-		return bmcURL{}, fmt.Errorf("bad BMC URL %q: unsupported scheme %q (want ipmi+kcs or ipmi+lan)", raw, u.Scheme)
-	}
-	return b, nil
 }
 
 // transportOf names a BMC URL's transport as bmc.Client.Transport does.
 func transportOf(raw string) string {
-	b, err := parseBMCURL(raw)
+	t, err := dial.Parse(raw)
 	if err != nil {
 		return ""
 	}
-	switch b.scheme {
-	case "ipmi+kcs":
+	switch t.Scheme {
+	case dial.SchemeKCS:
 		return "kcs"
-	case "ipmi+lan", "ipmi+lanplus":
+	case dial.SchemeLAN:
 		return "lan"
+	case dial.SchemeRedfish:
+		return "redfish"
 	}
 	return ""
 }
 
-// defaultDial opens IPMI LAN and KCS clients with bmc/ipmi.
-func defaultDial(ctx context.Context, raw string, o DialOptions) (bmc.Client, error) {
-	b, err := parseBMCURL(raw)
+// redactURL renders a BMC URL for logs, without its password.
+func redactURL(raw string) string {
+	t, err := dial.Parse(raw)
 	if err != nil {
-		return nil, err
+		return "(invalid)"
 	}
-	io := ipmi.Options{Timeout: o.Timeout, Retries: o.Retries, Logger: o.Logger}
-	switch b.scheme {
-	case "ipmi+kcs":
-		return ipmi.OpenKCS(ctx, b.path, io)
-	default:
-		return ipmi.DialLAN(ctx, ipmi.LANConfig{Host: b.host, Port: b.port, Username: b.user, Password: b.pass}, io)
-	}
+	return t.String()
 }
 
 // auxConn is a second BMC connection, opened on first use, for the SEL

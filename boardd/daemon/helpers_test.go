@@ -142,8 +142,12 @@ func byName(s *snapshot.Snapshot, name string) (snapshot.Sensor, bool) {
 	return snapshot.Sensor{}, false
 }
 
-// drain returns the events received so far.
-func (r *running) drain() []events.Event {
+// drain returns the events received so far. It first waits for one more
+// snapshot: the collector publishes a poll's events before its next poll
+// swaps a snapshot in, so every event of the polls seen so far is there.
+func (r *running) drain(t testing.TB) []events.Event {
+	t.Helper()
+	nextSnaps(t, r.d.Store(), 1)
 	var out []events.Event
 	for {
 		select {

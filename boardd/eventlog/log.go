@@ -42,7 +42,8 @@ type Options struct {
 	// MaxBytes bounds the bytes on disk (default 4 MiB). A single event
 	// larger than MaxBytes/Segments still gets a segment of its own.
 	MaxBytes int64
-	// Segments is how many files the log is split into (default 4): when
+	// Segments is how many files the log is split into (default 4, at
+	// least 2): when
 	// a new segment starts, the oldest is deleted, so the log retains
 	// between (Segments-1)/Segments and all of the bound.
 	Segments int

@@ -123,12 +123,23 @@ type tree struct {
 
 // rendered is one resource: its object and its bytes, rendered once.
 type rendered struct {
-	obj  obj
-	body []byte
-	etag string
-	link string // Link header
-	coll bool
+	obj   obj
+	body  []byte
+	etag  string
+	link  string // Link header
+	coll  bool
+	etagH []string // header values, shared
+	linkH []string
+	allow []string
 }
+
+var (
+	hv40      = []string{"4.0"}
+	hvNoCache = []string{"no-cache"}
+	hvNosniff = []string{"nosniff"}
+	hvHSTS    = []string{"max-age=31536000"}
+	hvJSON    = []string{"application/json; charset=utf-8"}
+)
 
 // New makes the service and starts its background work (event fan-out,
 // log and SEL readers); Close stops it.
@@ -257,15 +268,19 @@ func (s *Service) render(snap *snapshot.Snapshot, ag, g uint64) *tree {
 		}
 		t.res[u] = r
 	}
+	for u, r := range t.res {
+		r.allow = []string{allowString(s.allowed(u, t))}
+	}
 	for p, reg := range s.regs {
 		var o obj
 		if err := json.Unmarshal(reg.raw, &o); err != nil {
 			continue
 		}
 		sum := sha256.Sum256(reg.raw)
+		etag := `W/"` + hex.EncodeToString(sum[:8]) + `"`
+		link := "<" + schemaURI("#MessageRegistry.v1_7_0.MessageRegistry") + ">; rel=describedby"
 		t.res[uriRegs+"/"+p+"/"+reg.id] = &rendered{
-			obj: o, body: reg.raw, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`,
-			link: "<" + schemaURI("#MessageRegistry.v1_7_0.MessageRegistry") + ">; rel=describedby",
+			obj: o, body: reg.raw, etag: etag, link: link, etagH: []string{etag}, linkH: []string{link},
 		}
 	}
 	t.meta = metadata(objs)
@@ -299,7 +314,8 @@ func renderOne(o obj) (*rendered, error) {
 	}
 	typ, _ := o["@odata.type"].(string)
 	_, coll := o["Members"]
-	return &rendered{obj: o, body: b, etag: etag, link: "<" + schemaURI(typ) + ">; rel=describedby", coll: coll}, nil
+	link := "<" + schemaURI(typ) + ">; rel=describedby"
+	return &rendered{obj: o, body: b, etag: etag, link: link, coll: coll, etagH: []string{etag}, linkH: []string{link}}, nil
 }
 
 // isPublic reports the URIs served without authentication.
@@ -343,10 +359,12 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("OData-Version", "4.0")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Strict-Transport-Security", "max-age=31536000")
+	// Direct map writes with canonical keys and shared values: this is the
+	// hot path (net/http never modifies header values it sends).
+	h["Odata-Version"] = hv40
+	h["Cache-Control"] = hvNoCache
+	h["X-Content-Type-Options"] = hvNosniff
+	h["Strict-Transport-Security"] = hvHSTS
 	if v := r.Header.Get("OData-Version"); v != "" && v != "4.0" {
 		s.writeError(w, s.errorf(http.StatusPreconditionFailed, "HeaderInvalid", "OData-Version: "+v))
 		return
@@ -369,7 +387,9 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		acct = a
-		r = r.WithContext(auth.WithAccount(r.Context(), a))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r = r.WithContext(auth.WithAccount(r.Context(), a))
+		}
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -493,15 +513,19 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request, p string) {
 		}
 	}
 	h := w.Header()
-	h.Set("ETag", res.etag)
+	h["Etag"] = res.etagH
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, res.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Link", res.link)
-	h.Set("Allow", allowString(s.allowed(p, t)))
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = hvJSON
+	h["Link"] = res.linkH
+	if res.allow == nil {
+		h["Allow"] = []string{allowString(s.allowed(p, t))}
+	} else {
+		h["Allow"] = res.allow
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)

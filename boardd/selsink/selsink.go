@@ -84,6 +84,12 @@ type Options struct {
 	Attempts               int
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
+	// Beat, if set, is called after every event handled and every
+	// BeatEvery (default 30s) while idle: a liveness heartbeat. A record
+	// being retried can hold it back for the whole backoff (about a
+	// minute with the defaults).
+	Beat      func()
+	BeatEvery time.Duration
 }
 
 // Sink writes health changes to the SEL.
@@ -120,6 +126,12 @@ func New(o Options) (*Sink, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Beat == nil {
+		o.Beat = func() {}
+	}
+	if o.BeatEvery <= 0 {
+		o.BeatEvery = 30 * time.Second
+	}
 	o.Logger = o.Logger.With("component", "selsink")
 	return &Sink{o: o, sub: o.Bus.Subscribe(o.Buffer), client: o.Client}, nil
 }
@@ -134,10 +146,14 @@ func (s *Sink) Failed() uint64 { return s.failed.Load() + s.sub.Dropped() }
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.sub.Close()
 	defer s.closeClient()
+	idle := time.NewTicker(s.o.BeatEvery)
+	defer idle.Stop()
 	for {
+		s.o.Beat()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-idle.C:
 		case ev, ok := <-s.sub.C:
 			if !ok {
 				return nil

@@ -10,6 +10,7 @@ import (
 
 	"podos.dev/podos/bmc"
 	"podos.dev/podos/boardd/health"
+	"podos.dev/podos/fabric"
 )
 
 // Sensor is one sensor as boardd currently judges it.
@@ -54,6 +55,9 @@ type Snapshot struct {
 	Sensors    []Sensor                    `json:"sensors"` // sorted by Def.ID
 	Subsystems map[health.Subsystem]Rollup `json:"subsystems"`
 	Health     Rollup                      `json:"health"`
+	// Fabric is the PCIe fabric as fabric.Source last read it (nil when
+	// the board has no fabric watcher).
+	Fabric *fabric.Topology `json:"fabric,omitempty"`
 	// CollectDuration is how long the last BMC poll took.
 	CollectDuration time.Duration `json:"collect_duration"`
 }

@@ -30,6 +30,11 @@ type ProtectorConfig struct {
 	Bus    *events.Bus
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Beat, if set, is called at every pass (at least once a second): a
+	// watchdog heartbeat for the protection loop.
+	Beat func()
+	// StepTimeout bounds one protective action (default 10 s).
+	StepTimeout time.Duration
 }
 
 // Protector applies the policy rules to the workloads: it watches health
@@ -53,6 +58,9 @@ func NewProtector(cfg ProtectorConfig) *Protector {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = 10 * time.Second
 	}
 	hold := cfg.Policy.Hold.Duration
 	if hold <= 0 {
@@ -130,6 +138,9 @@ func (p *Protector) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		if p.cfg.Beat != nil {
+			p.cfg.Beat()
+		}
 		next := p.Evaluate(ctx)
 		timer := time.NewTimer(next)
 		select {
@@ -199,7 +210,10 @@ func (p *Protector) Evaluate(ctx context.Context) time.Duration {
 	p.mem = mem
 	cur := m.Protections()
 	for _, s := range Plan(cur, want, refs) {
-		if err := m.SetProtection(ctx, s.Name, s.To); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, p.cfg.StepTimeout)
+		err := m.SetProtection(sctx, s.Name, s.To)
+		cancel()
+		if err != nil {
 			p.log.Error("protect workload", "workload", s.Name, "to", s.To.Mode, "err", err)
 			continue
 		}

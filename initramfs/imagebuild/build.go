@@ -68,7 +68,7 @@ type Options struct {
 	// (one flag or value a line in /etc/podos/boardd.flags).
 	BoarddFlags []string
 	Epoch       int64  // SOURCE_DATE_EPOCH: every mtime, and the clock floor
-	Compression string // zstd, xz, gzip or none
+	Compression string // lz4, zstd, xz, gzip or none
 	CacheDir    string // where the u-root base archive is cached
 	OutDir      string // out/<board>
 	// Bare builds the baseline image: u-root core only (init and its
@@ -100,7 +100,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Compression == "" {
-		o.Compression = "zstd"
+		o.Compression = "lz4"
 	}
 	if o.ModulesDir == "" {
 		o.ModulesDir = filepath.Join("/lib/modules", KernelRelease(o.KernelPath))
@@ -173,6 +173,14 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	imgName := "initramfs.cpio" + CompressionSuffix(o.Compression)
+	// Drop images of other compressions: one image per board directory.
+	if old, _ := filepath.Glob(filepath.Join(o.OutDir, "initramfs.cpio*")); len(old) > 0 {
+		for _, f := range old {
+			if filepath.Base(f) != imgName {
+				os.Remove(f)
+			}
+		}
+	}
 	if err := writeFileAtomic(filepath.Join(o.OutDir, imgName), img); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 )
 
@@ -20,6 +21,8 @@ func CompressionSuffix(c string) string {
 		return ".xz"
 	case "gzip":
 		return ".gz"
+	case "lz4":
+		return ".lz4"
 	}
 	return ""
 }
@@ -32,6 +35,20 @@ func Compress(ctx context.Context, kind string, raw []byte) ([]byte, error) {
 	switch kind {
 	case "none":
 		return raw, nil
+	case "lz4":
+		// The kernel takes LZ4's legacy frame format only (lz4 -l).
+		var out bytes.Buffer
+		w := lz4.NewWriter(&out)
+		if err := w.Apply(lz4.LegacyOption(true), lz4.CompressionLevelOption(lz4.Level9), lz4.ConcurrencyOption(1)); err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(raw); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
+		return out.Bytes(), nil
 	case "zstd":
 		// Level 19 keeps an 8 MiB window, which the kernel's decoder takes;
 		// -T1: the same bytes whatever the machine.
@@ -41,7 +58,7 @@ func Compress(ctx context.Context, kind string, raw []byte) ([]byte, error) {
 	case "gzip":
 		args = []string{"gzip", "-9", "-n", "-c"}
 	default:
-		return nil, fmt.Errorf("compression %q: want zstd, xz, gzip or none", kind)
+		return nil, fmt.Errorf("compression %q: want lz4, zstd, xz, gzip or none", kind)
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdin = bytes.NewReader(raw)
@@ -75,6 +92,10 @@ func Decompress(kind string, b []byte) ([]byte, error) {
 		return out.Bytes(), err
 	case "gzip":
 		return gunzip(b)
+	case "lz4":
+		var out bytes.Buffer
+		_, err := out.ReadFrom(lz4.NewReader(bytes.NewReader(b)))
+		return out.Bytes(), err
 	}
 	return nil, fmt.Errorf("compression %q unknown", kind)
 }

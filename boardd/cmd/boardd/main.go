@@ -80,7 +80,7 @@ func parse(args []string, stderr io.Writer) (daemon.Options, *slog.Logger, error
 		logFormat  string
 		poll       time.Duration
 	)
-	fs.StringVar(&o.BMCURL, "bmc", "", "BMC URL: ipmi+kcs:///dev/ipmi0 or ipmi+lan://user:password@host:port (overrides the config's bmc.url)")
+	fs.StringVar(&o.BMCURL, "bmc", "", "BMC URL: ipmi+kcs:///dev/ipmi0, ipmi+lan://user:password@host:port or redfish+https://user:password@host (overrides the config's bmc.url)")
 	fs.StringVar(&o.Listen, "listen", daemon.DefaultListen, "HTTPS (Redfish) listen address")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", daemon.DefaultMetricsListen, "Prometheus metrics (plain HTTP) listen address")
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory: event log, accounts, TLS certificate (required)")

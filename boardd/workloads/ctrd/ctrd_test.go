@@ -2,6 +2,12 @@ package ctrd_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +18,7 @@ import (
 	"podos.dev/podos/boardd/health"
 	"podos.dev/podos/boardd/snapshot"
 	"podos.dev/podos/boardd/workloads"
+	"podos.dev/podos/boardd/workloads/ctrd"
 )
 
 func TestRunsAndLogs(t *testing.T) {
@@ -225,4 +232,141 @@ func TestProtectionFreezesSheddableKeepsCritical(t *testing.T) {
 	})) != 0 {
 		t.Error("the critical workload was touched")
 	}
+}
+
+// cgroupValue reads a cgroup file of a workload (v2 unified, or v1 per
+// controller), e.g. ("cpu", "cpu.max", "cpu.cfs_quota_us").
+func cgroupValue(t *testing.T, id, controller, v2file, v1file string) string {
+	t.Helper()
+	c, err := env.rt.Client().LoadContainer(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := c.Spec(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := spec.Linux.CgroupsPath
+	for _, p := range []string{"/sys/fs/cgroup" + path + "/" + v2file, "/sys/fs/cgroup/" + controller + path + "/" + v1file} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("no cgroup file for %s (%s)", id, path)
+	return ""
+}
+
+func TestLimitsThrottleAndPolicyStop(t *testing.T) {
+	need(t)
+	m, rec := startManager(t, workloads.Options{})
+	ctx := context.Background()
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "limited", Image: env.image, CPU: 1, MemoryMB: 48, Priority: "sheddable"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", 60*time.Second, func() bool { return state(m, "limited").State == workloads.StateRunning })
+	quota := func() string {
+		v := cgroupValue(t, "limited", "cpu", "cpu.max", "cpu.cfs_quota_us")
+		q, _, _ := strings.Cut(v, " ")
+		return q
+	}
+	if q := quota(); q != "100000" {
+		t.Fatalf("cpu quota %s, want 100000 (1 core)", q)
+	}
+	if mem := cgroupValue(t, "limited", "memory", "memory.max", "memory.limit_in_bytes"); mem != fmt.Sprint(48<<20) {
+		t.Errorf("memory limit %s, want %d", mem, 48<<20)
+	}
+	// Throttle to 50 %: the quota halves (task Update).
+	if err := m.SetProtection(ctx, "limited", workloads.Protection{Mode: workloads.ModeThrottled, Percent: 50, Reason: "hot"}); err != nil {
+		t.Fatal(err)
+	}
+	if q := quota(); q != "50000" {
+		t.Fatalf("throttled quota %s, want 50000", q)
+	}
+	if err := m.SetProtection(ctx, "limited", workloads.Protection{}); err != nil {
+		t.Fatal(err)
+	}
+	if q := quota(); q != "100000" {
+		t.Fatalf("restored quota %s, want 100000", q)
+	}
+	// A "stop" rule: the task goes, is not restarted, and comes back after.
+	if err := m.SetProtection(ctx, "limited", workloads.Protection{Mode: workloads.ModeStopped, Reason: "fuse"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // worker passes: it must not restart it
+	if s, _ := env.rt.Status(ctx, "limited"); s.State != workloads.TaskAbsent {
+		t.Fatalf("policy-stopped task is %s", s.State)
+	}
+	if err := m.SetProtection(ctx, "limited", workloads.Protection{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "started again", 60*time.Second, func() bool {
+		return len(rec.find(func(e events.Event) bool { return e.Source == "limited" && e.Data["action"] == "started" })) == 2
+	})
+	if s := state(m, "limited"); s.Restarts != 0 {
+		t.Errorf("a policy stop counted as a restart: %+v", s)
+	}
+}
+
+// TestBoardRestartReattaches: boardd dies (a helper process that ran
+// the first Manager exits abruptly, leaving its output FIFOs) while
+// containerd and the task keep running; the next boardd (a new Runtime
+// and Manager on the same state dir) adopts the task, does not restart
+// it, and the task's output reaches the new log.
+func TestBoardRestartReattaches(t *testing.T) {
+	need(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PODOS_TEST_FIRST_BOARDD="+dir, "PODOS_TEST_ADDR="+env.daemon.Address(),
+		"PODOS_TEST_RUNC="+env.daemon.RuncPath(), "PODOS_TEST_FIFO="+filepath.Join(env.dir, "fifo"), "PODOS_TEST_IMAGE="+env.image)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "first boardd: running") {
+		t.Fatalf("first boardd: %v\n%s", err, out)
+	}
+	st1, err := env.rt.Status(ctx, "adopted")
+	if err != nil || st1.State != workloads.TaskRunning {
+		t.Fatalf("after the first boardd died: %+v %v", st1, err)
+	}
+	rt2, err := ctrd.NewRuntime(ctrd.RuntimeConfig{Address: env.daemon.Address(), RuncPath: env.daemon.RuncPath(), FIFODir: filepath.Join(env.dir, "fifo")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt2.Close()
+	m2, rec := startManager(t, workloads.Options{Runtime: rt2, StateDir: dir})
+	waitFor(t, "adopted output in the new log", 60*time.Second, func() bool {
+		return strings.Count(logText(m2, "adopted"), "heartbeat ") >= 3
+	})
+	st2, _ := rt2.Status(ctx, "adopted")
+	if st2.Pid != st1.Pid || state(m2, "adopted").Restarts != 0 {
+		t.Fatalf("task replaced: pid %d -> %d, %+v", st1.Pid, st2.Pid, state(m2, "adopted"))
+	}
+	if n := len(rec.find(func(e events.Event) bool { return e.Data["action"] == "started" })); n != 0 {
+		t.Errorf("the adopted task was started again (%d)", n)
+	}
+}
+
+// firstBoardd is the helper process of TestBoardRestartReattaches: it
+// applies a workload, waits for it to run and exits without cleanup.
+func firstBoardd(dir string) {
+	fail := func(err error) { fmt.Println("first boardd:", err); os.Exit(1) }
+	rt, err := ctrd.NewRuntime(ctrd.RuntimeConfig{Address: os.Getenv("PODOS_TEST_ADDR"), RuncPath: os.Getenv("PODOS_TEST_RUNC"), FIFODir: os.Getenv("PODOS_TEST_FIFO")})
+	if err != nil {
+		fail(err)
+	}
+	m, err := workloads.New(workloads.Options{Runtime: rt, StateDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		fail(err)
+	}
+	ctx := context.Background()
+	go m.Run(ctx)
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "adopted", Image: os.Getenv("PODOS_TEST_IMAGE"), Args: []string{"-every=50ms"}}); err != nil {
+		fail(err)
+	}
+	for i := 0; i < 6000; i++ {
+		if i, _ := m.Get("adopted"); i.State == workloads.StateRunning {
+			fmt.Println("first boardd: running")
+			os.Exit(0)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fail(fmt.Errorf("not running"))
 }

@@ -94,6 +94,9 @@ func demoImage(tmp string) (string, error) {
 }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("PODOS_TEST_FIRST_BOARDD"); dir != "" {
+		firstBoardd(dir)
+	}
 	code := func() int {
 		if os.Geteuid() != 0 {
 			env.skip = "containerd tests need root"
@@ -214,7 +217,9 @@ func (r *recorder) find(pred func(events.Event) bool) []events.Event {
 func startManager(t *testing.T, opt workloads.Options) (*workloads.Manager, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	opt.Runtime = env.rt
+	if opt.Runtime == nil {
+		opt.Runtime = env.rt
+	}
 	if opt.StateDir == "" {
 		opt.StateDir = t.TempDir()
 	}
@@ -238,7 +243,7 @@ func startManager(t *testing.T, opt workloads.Options) (*workloads.Manager, *rec
 		defer dcancel()
 		for _, w := range m.List() {
 			if err := m.Delete(dctx, w.Name); err != nil {
-				t.Errorf("delete %s: %v", w.Name, err)
+				t.Errorf("delete %s: %v (%+v)", w.Name, err, state(m, w.Name))
 			}
 		}
 		cancel()

@@ -55,10 +55,11 @@ type Runtime struct {
 	archiveMu sync.Mutex // serializes EnsureImage of archives
 	importMu  sync.Mutex // one import at a time: concurrent imports of one archive collide on content locks
 
-	mu      sync.Mutex
-	snap    string                     // resolved snapshotter
-	tasks   map[string]containerd.Task // tasks whose IO this process holds
-	imports map[string][]string        // archive path+size+mtime -> image names
+	mu       sync.Mutex
+	snap     string                     // resolved snapshotter
+	tasks    map[string]containerd.Task // tasks whose IO this process holds
+	imports  map[string][]string        // archive path+size+mtime -> image names
+	unpacked map[string]bool            // image@digest|snapshotter known unpacked (containerd GC labels keep its snapshots)
 }
 
 var _ workloads.Runtime = (*Runtime)(nil)
@@ -80,7 +81,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		return nil, fmt.Errorf("ctrd: client: %w", err)
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger.With("component", "ctrd"), client: c,
-		tasks: map[string]containerd.Task{}, imports: map[string][]string{}}
+		tasks: map[string]containerd.Task{}, imports: map[string][]string{}, unpacked: map[string]bool{}}
 	switch cfg.NoPivotRoot {
 	case "true", "yes", "1":
 		r.noPivot = true
@@ -155,6 +156,8 @@ func (r *Runtime) Snapshotter(ctx context.Context) (string, error) {
 
 // EnsureImage implements workloads.Runtime.
 func (r *Runtime) EnsureImage(ctx context.Context, ref string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, longCall)
+	defer cancel()
 	snap, err := r.Snapshotter(ctx)
 	if err != nil {
 		return "", err
@@ -207,14 +210,26 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) (string, error) {
 }
 
 func (r *Runtime) unpack(ctx context.Context, img containerd.Image, snap string) error {
+	key := img.Name() + "@" + img.Target().Digest.String() + "|" + snap
+	r.mu.Lock()
+	done := r.unpacked[key]
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
 	ok, err := img.IsUnpacked(ctx, snap)
 	if err != nil {
 		return wrap("check unpacked", err)
 	}
-	if ok {
-		return nil
+	if !ok {
+		if err := img.Unpack(ctx, snap); err != nil {
+			return wrap("unpack "+img.Name(), err)
+		}
 	}
-	return wrap("unpack "+img.Name(), img.Unpack(ctx, snap))
+	r.mu.Lock()
+	r.unpacked[key] = true
+	r.mu.Unlock()
+	return nil
 }
 
 // ImportArchive implements workloads.Runtime: it imports an OCI (or
@@ -244,11 +259,10 @@ func (r *Runtime) ImportArchive(ctx context.Context, rd io.Reader) ([]string, er
 
 // Start implements workloads.Runtime.
 func (r *Runtime) Start(ctx context.Context, id string, spec workloads.TaskSpec, out workloads.Output) error {
+	ctx, cancel := context.WithTimeout(ctx, longCall)
+	defer cancel()
 	snap, err := r.Snapshotter(ctx)
 	if err != nil {
-		return err
-	}
-	if err := r.Remove(ctx, id); err != nil && !errors.Is(err, workloads.ErrNotFound) {
 		return err
 	}
 	img, err := r.client.GetImage(ctx, spec.Image)
@@ -274,14 +288,27 @@ func (r *Runtime) Start(ctx context.Context, id string, spec workloads.TaskSpec,
 		sopts = append(sopts, oci.WithCPUCFS(q, p))
 	}
 	ropts := &options.Options{NoPivotRoot: r.noPivot, BinaryName: r.cfg.RuncPath}
-	c, err := r.client.NewContainer(ctx, id,
-		containerd.WithImage(img),
-		containerd.WithSnapshotter(snap),
-		containerd.WithNewSnapshot(id+"-snap", img),
-		containerd.WithContainerLabels(map[string]string{labelHash: spec.Hash}),
-		containerd.WithRuntime("io.containerd.runc.v2", ropts),
-		containerd.WithNewSpec(sopts...),
-	)
+	create := func() (containerd.Container, error) {
+		return r.client.NewContainer(ctx, id,
+			containerd.WithImage(img),
+			containerd.WithSnapshotter(snap),
+			containerd.WithNewSnapshot(id+"-snap", img),
+			containerd.WithContainerLabels(map[string]string{labelHash: spec.Hash}),
+			containerd.WithRuntime("io.containerd.runc.v2", ropts),
+			containerd.WithNewSpec(sopts...),
+		)
+	}
+	c, err := create()
+	if errdefs.IsAlreadyExists(err) {
+		// A leftover container (or its snapshot) of this id: replace it.
+		if err := r.Remove(ctx, id); err != nil && !errors.Is(err, workloads.ErrNotFound) {
+			return err
+		}
+		if err := r.removeSnapshot(ctx, snap, id+"-snap"); err != nil {
+			return err
+		}
+		c, err = create()
+	}
 	if err != nil {
 		return wrap("create container "+id, err)
 	}
@@ -301,6 +328,15 @@ func (r *Runtime) Start(ctx context.Context, id string, spec workloads.TaskSpec,
 	return nil
 }
 
+// removeSnapshot deletes a snapshot left without its container.
+func (r *Runtime) removeSnapshot(ctx context.Context, snap, key string) error {
+	err := r.client.SnapshotService(snap).Remove(ctx, key)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return wrap("remove snapshot "+key, err)
+	}
+	return nil
+}
+
 // cfs converts cores to a CFS quota and period (100 ms period).
 func cfs(cores float64) (int64, uint64) {
 	const period = 100000
@@ -309,6 +345,8 @@ func cfs(cores float64) (int64, uint64) {
 
 // Attach implements workloads.Runtime.
 func (r *Runtime) Attach(ctx context.Context, id string, out workloads.Output) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	r.mu.Lock()
 	_, held := r.tasks[id]
 	r.mu.Unlock()
@@ -348,8 +386,17 @@ func (r *Runtime) task(ctx context.Context, id string) (containerd.Task, error) 
 	return t, nil
 }
 
+// Per-call bounds, so a hung containerd cannot hang the Manager or the
+// Protector: short calls, and calls that create or import.
+const (
+	shortCall = 15 * time.Second
+	longCall  = 5 * time.Minute
+)
+
 // Status implements workloads.Runtime.
 func (r *Runtime) Status(ctx context.Context, id string) (workloads.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return workloads.Status{}, wrap("load container "+id, err)
@@ -423,6 +470,8 @@ func (r *Runtime) Wait(ctx context.Context, id string) (<-chan workloads.Exit, e
 
 // Pause implements workloads.Runtime.
 func (r *Runtime) Pause(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	t, err := r.task(ctx, id)
 	if err != nil {
 		return err
@@ -432,6 +481,8 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 
 // Resume implements workloads.Runtime.
 func (r *Runtime) Resume(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	t, err := r.task(ctx, id)
 	if err != nil {
 		return err
@@ -442,6 +493,8 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 // SetCPU implements workloads.Runtime (runc update: cpu.max on cgroup v2,
 // cfs_quota_us on v1).
 func (r *Runtime) SetCPU(ctx context.Context, id string, cores float64) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	t, err := r.task(ctx, id)
 	if err != nil {
 		return err
@@ -456,6 +509,8 @@ func (r *Runtime) SetCPU(ctx context.Context, id string, cores float64) error {
 
 // Stop implements workloads.Runtime.
 func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, grace+shortCall)
+	defer cancel()
 	t, err := r.task(ctx, id)
 	if err != nil {
 		return err
@@ -560,6 +615,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, stdout, std
 
 // List implements workloads.Runtime.
 func (r *Runtime) List(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
 	cs, err := r.client.Containers(ctx)
 	if err != nil {
 		return nil, wrap("list containers", err)

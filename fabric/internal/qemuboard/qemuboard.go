@@ -125,7 +125,7 @@ func Start(ctx context.Context, o Options) (*Board, error) {
 		"-machine", "q35", "-accel", "tcg", "-m", fmt.Sprint(o.MemoryMB), "-smp", "1",
 		"-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
 		"-kernel", kernel, "-initrd", o.Initramfs,
-		"-append", "console=ttyS0 loglevel=4 panic=-1 podos.fabric=" + o.Mode,
+		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 podos.fabric=" + o.Mode,
 		"-chardev", "socket,id=ser0,path=" + serSock + ",server=on,wait=on",
 		"-serial", "chardev:ser0",
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -99,7 +100,7 @@ func run(ctx context.Context, log *slog.Logger, shell bool, logMax int64, consol
 	services := []*supervise.Service{{
 		Name:    "boardd",
 		Path:    boarddBinary,
-		Args:    boarddArgs(log),
+		Args:    boarddArgs(log, boot.Watchdog),
 		Output:  io.MultiWriter(cons, lf),
 		Backoff: supervise.Backoff{Min: time.Second, Max: 30 * time.Second, Reset: time.Minute},
 		Logger:  log,
@@ -129,7 +130,7 @@ func run(ctx context.Context, log *slog.Logger, shell bool, logMax int64, consol
 
 // boarddArgs is boardd's command line: the defaults for an in-band board,
 // or the flags in /etc/podos/boardd.flags (one a line) when present.
-func boarddArgs(log *slog.Logger) []string {
+func boarddArgs(log *slog.Logger, wdog string) []string {
 	if b, err := os.ReadFile(boarddFlags); err == nil {
 		var args []string
 		for _, l := range strings.Split(string(b), "\n") {
@@ -146,6 +147,11 @@ func boarddArgs(log *slog.Logger) []string {
 		"--state-dir", filepath.Join(stateDir, "boardd"),
 		"--config", boardConfig,
 		"--admin-password-file", filepath.Join(stateDir, "admin-password"),
+	}
+	// boardd owns the hardware watchdog (boot.watchdog). Passed only to a
+	// boardd that has the flag, so an older boardd still starts.
+	if wdog != "" && boarddHasFlag("watchdog") {
+		args = append(args, "--watchdog", wdog)
 	}
 	log.Info("boardd command line", "args", strings.Join(args, " "))
 	return args
@@ -167,4 +173,10 @@ func serialShell(log *slog.Logger) *supervise.Service {
 		Backoff:     supervise.Backoff{Min: time.Second, Max: 5 * time.Second},
 		Logger:      log,
 	}
+}
+
+// boarddHasFlag reports whether boardd's --help lists -name.
+func boarddHasFlag(name string) bool {
+	out, _ := exec.Command(boarddBinary, "--help").CombinedOutput()
+	return strings.Contains(string(out), "-"+name+" ") || strings.Contains(string(out), "-"+name+"\n")
 }

@@ -1,0 +1,232 @@
+// Command bench measures boardd's Redfish service: GET of the Sensors
+// collection of the emulated board, with Basic authentication, against a
+// plain net/http handler writing the same bytes over the same TLS
+// configuration. A Go load generator keeps 64 keep-alive connections busy
+// for a fixed time against each and reports req/s and p99 latency as
+// bench rows (metric, podos, baseline name, baseline, ratio, target,
+// verdict).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	boardconfig "podos.dev/podos/board-configs"
+	"podos.dev/podos/boardd/auth"
+	"podos.dev/podos/boardd/events"
+	"podos.dev/podos/boardd/redfish"
+	"podos.dev/podos/boardd/redfish/redfishtest"
+	"podos.dev/podos/boardd/snapshot"
+	"podos.dev/podos/boardd/tlsutil"
+)
+
+func main() {
+	cfgPath := flag.String("config", "board-configs/emulated-ruggedpod.yaml", "board config the snapshot is built from")
+	out := flag.String("out", "out/bench/redfish.tsv", "TSV file the rows are appended to")
+	dur := flag.Duration("duration", 10*time.Second, "measuring time per target")
+	conns := flag.Int("conns", 64, "keep-alive connections")
+	flag.Parse()
+	if err := run(*cfgPath, *out, *dur, *conns); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(cfgPath, out string, dur time.Duration, conns int) error {
+	cfg, err := boardconfig.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "redfish-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	const user, pw = "admin", "bench-admin-password"
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
+		return err
+	}
+	a, err := auth.Open(filepath.Join(dir, "state"), pwFile, nil)
+	if err != nil {
+		return err
+	}
+	store := snapshot.NewStore()
+	store.Swap(redfishtest.Snapshot(cfg, 1, time.Now(), nil))
+	svc, err := redfish.New(redfish.Options{Store: store, Bus: events.NewBus(), Config: cfg, Auth: a})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	tc, err := tlsutil.Load(dir, "", "")
+	if err != nil {
+		return err
+	}
+	path := "/redfish/v1/Chassis/" + cfg.Board.ID + "/Sensors"
+
+	svcURL, stop1, err := serve(tc, svc.Handler())
+	if err != nil {
+		return err
+	}
+	defer stop1()
+	client := newClient(conns)
+	body, err := fetch(client, svcURL+path, user, pw)
+	if err != nil {
+		return err
+	}
+	plain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Write(body)
+	})
+	plainURL, stop2, err := serve(tc, plain)
+	if err != nil {
+		return err
+	}
+	defer stop2()
+
+	pr := load(plainURL+path, user, pw, conns, dur, len(body))
+	sr := load(svcURL+path, user, pw, conns, dur, len(body))
+	if sr.err != nil || pr.err != nil {
+		return errors.Join(sr.err, pr.err)
+	}
+	ratio := sr.rps / pr.rps
+	p99 := float64(sr.p99) / float64(time.Millisecond)
+	pp99 := float64(pr.p99) / float64(time.Millisecond)
+	verdict := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	rows := fmt.Sprintf("redfish Sensors GET req/s (%d conns, TLS, Basic)\t%.0f\tplain net/http, same bytes and TLS\t%.0f\t%.2f\t>=0.6\t%s\n",
+		conns, sr.rps, pr.rps, ratio, verdict(ratio >= 0.6))
+	rows += fmt.Sprintf("redfish Sensors GET p99 ms (%d conns)\t%.2f\tplain net/http p99 ms\t%.2f\t%.2f\t<=10ms\t%s\n",
+		conns, p99, pp99, p99/pp99, verdict(p99 <= 10))
+	fmt.Print(rows)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(rows)
+	return err
+}
+
+func serve(tc *tls.Config, h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, TLSConfig: tc.Clone(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	return "https://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+func newClient(conns int) *http.Client {
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}, //nolint:gosec // our own self-signed test certificate
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		ForceAttemptHTTP2:   false,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func fetch(c *http.Client, url, user, pw string) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth(user, pw)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return b, nil
+}
+
+type result struct {
+	rps float64
+	p99 time.Duration
+	err error
+}
+
+// load runs conns workers, each on its own keep-alive connection, for a
+// warm-up second and then dur, and reports the measured part.
+func load(url, user, pw string, conns int, dur time.Duration, size int) result {
+	client := newClient(conns)
+	defer client.CloseIdleConnections()
+	var measuring atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	lat := make([][]time.Duration, conns)
+	errs := make([]error, conns)
+	var count atomic.Int64
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.SetBasicAuth(user, pw)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || int(n) != size {
+					errs[i] = fmt.Errorf("GET %s: %s, %d bytes", url, resp.Status, n)
+					return
+				}
+				if measuring.Load() {
+					lat[i] = append(lat[i], time.Since(t0))
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(dur)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return result{err: err}
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return result{err: errors.New("no requests completed")}
+	}
+	slices.Sort(all)
+	return result{rps: float64(count.Load()) / elapsed.Seconds(), p99: all[len(all)*99/100]}
+}

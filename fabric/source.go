@@ -156,12 +156,16 @@ func (s *Source) onScan(t *Topology, changed bool) {
 		s.aer = s.aer[1:]
 	}
 	old, oldF := s.topo, s.findings
-	s.topo = t
+	if changed || old == nil {
+		// Unchanged scans keep the published value, so readers that
+		// compare pointers (the snapshot) see no change.
+		s.topo = t
+	}
 	s.findings = findings
 	if !changed && equalJSON(oldF, findings) && old != nil {
 		return
 	}
-	u := Update{Time: t.Time, Topology: t, Findings: findings, Previous: oldF, Changes: Diff(old, t)}
+	u := Update{Time: t.Time, Topology: s.topo, Findings: findings, Previous: oldF, Changes: Diff(old, t)}
 	for c := range s.subs {
 		select {
 		case c <- u:

@@ -46,10 +46,9 @@ func (w *Watcher) Rescan() (*Topology, error) {
 	if changed || old == nil {
 		w.cur.Store(t)
 	} else {
-		// Same fabric: keep the old value (readers may compare pointers)
-		// but report the new time through OnScan.
+		// Same fabric: Topology keeps the old value (readers may compare
+		// pointers); OnScan still gets the new scan time.
 		t = &Topology{Time: t.Time, Devices: old.Devices, Slots: old.Slots}
-		w.cur.Store(t)
 	}
 	if w.OnScan != nil {
 		w.OnScan(t, changed)

@@ -674,3 +674,12 @@ func lunFromContext(ctx context.Context) *uint8 {
 	}
 	return nil
 }
+
+// SetSELTime sets the clock the BMC stamps SEL records with. A BMC
+// without a battery-backed clock (and ipmi_sim, which counts from its
+// host's boot) needs it once the board knows the time.
+func (c *Client) SetSELTime(ctx context.Context, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.do(ctx, &storage.SetSELTimeRequest{Time: t}, &storage.SetSELTimeResponse{})
+}

@@ -3,7 +3,10 @@
 // every Chassis' Sensors collection: ReadingUnits map to bmc.Unit,
 // ReadingType (then units, physical context and name) to bmc.Class, and
 // the Sensor's Thresholds to bmc.Thresholds (Caution = non-critical,
-// Critical, Fatal).
+// Critical, Fatal). Power supplies (PowerSubsystem) and leak detectors
+// (Chassis.LeakDetectors, ThermalSubsystem.LeakDetection) become discrete
+// sensors whose states use the IPMI offsets, so policy treats both
+// transports alike (see PSUState, LeakState).
 package redfishbmc
 
 import (
@@ -75,8 +78,22 @@ type Client struct {
 	http *http.Client
 	api  *gofish.APIClient
 
-	mu   sync.Mutex
-	urls map[string]string // sensor ID -> @odata.id
+	mu      sync.Mutex
+	entries map[string]entry // sensor ID -> resource
+}
+
+// What a discovered sensor is read from.
+type entryKind int
+
+const (
+	kindSensor entryKind = iota // a Sensor resource: a numeric reading
+	kindPSU                     // a PowerSupply: discrete status
+	kindLeak                    // a LeakDetector: discrete state
+)
+
+type entry struct {
+	url  string
+	kind entryKind
 }
 
 var _ bmc.Client = (*Client)(nil)
@@ -231,6 +248,23 @@ type sensorState struct {
 		Reading           *float64 `json:"Reading"`
 		HysteresisReading *float64 `json:"HysteresisReading"`
 	} `json:"Thresholds"`
+	// PowerSupply and LeakDetector resources.
+	LineInputStatus string `json:"LineInputStatus"`
+	DetectorState   string `json:"DetectorState"`
+}
+
+type link struct {
+	ID string `json:"@odata.id"`
+}
+
+// links are the navigation properties the discovery follows by hand.
+type links struct {
+	LeakDetectors    *link  `json:"LeakDetectors"`
+	ThermalSubsystem *link  `json:"ThermalSubsystem"`
+	LeakDetection    *link  `json:"LeakDetection"`
+	Members          []link `json:"Members"`
+	ID               string `json:"Id"`
+	Name             string `json:"Name"`
 }
 
 // Sensors discovers the sensors of every chassis.
@@ -246,8 +280,16 @@ func (c *Client) Sensors(ctx context.Context) ([]bmc.SensorDef, error) {
 	if err != nil {
 		return nil, err
 	}
-	urls := map[string]string{}
+	entries := map[string]entry{}
 	var defs []bmc.SensorDef
+	add := func(id, chassisID string, e entry, def bmc.SensorDef) {
+		if _, dup := entries[id]; dup || id == "" {
+			id = chassisID + "/" + id
+		}
+		def.ID = id
+		entries[id] = e
+		defs = append(defs, def)
+	}
 	for _, ch := range chassis {
 		var sensors []*redfish.Sensor
 		err := c.retry(ctx, "sensors of chassis "+ch.ID, func() (bool, error) {
@@ -259,17 +301,11 @@ func (c *Client) Sensors(ctx context.Context) ([]bmc.SensorDef, error) {
 			return nil, err
 		}
 		for _, s := range sensors {
-			id := s.ID
-			if _, dup := urls[id]; dup || id == "" {
-				id = ch.ID + "/" + s.ID
-			}
 			var st sensorState
 			if err := c.get(ctx, s.ODataID, &st); err != nil {
 				return nil, err
 			}
-			urls[id] = s.ODataID
-			defs = append(defs, bmc.SensorDef{
-				ID:         id,
+			add(s.ID, ch.ID, entry{url: s.ODataID, kind: kindSensor}, bmc.SensorDef{
 				Name:       s.Name,
 				Kind:       bmc.KindThreshold,
 				Unit:       UnitOf(s.ReadingUnits),
@@ -277,9 +313,101 @@ func (c *Client) Sensors(ctx context.Context) ([]bmc.SensorDef, error) {
 				Thresholds: thresholdsOf(st),
 			})
 		}
+		// Power supplies and leak detectors are extras: a service that
+		// links them but fails to serve them still has its sensors.
+		psus, err := c.powerSupplies(ctx, ch)
+		if err != nil {
+			if errors.Is(err, bmc.ErrUnavailable) || ctx.Err() != nil {
+				return nil, err
+			}
+			c.opts.Logger.Warn("redfish power supplies unreadable", "chassis", ch.ID, "err", err)
+		}
+		for _, p := range psus {
+			add("PowerSupply/"+p.ID, ch.ID, entry{url: p.ODataID, kind: kindPSU}, bmc.SensorDef{
+				Name: p.Name, Kind: bmc.KindDiscrete, Class: bmc.ClassPSU,
+				SensorType: 0x08, ReadingType: 0x6f,
+			})
+		}
+		leaks, err := c.leakDetectors(ctx, ch.ODataID)
+		if err != nil {
+			if errors.Is(err, bmc.ErrUnavailable) || ctx.Err() != nil {
+				return nil, err
+			}
+			c.opts.Logger.Warn("redfish leak detectors unreadable", "chassis", ch.ID, "err", err)
+		}
+		for _, l := range leaks {
+			add("LeakDetector/"+l.ID, ch.ID, entry{url: l.url, kind: kindLeak}, bmc.SensorDef{
+				Name: l.Name, Kind: bmc.KindDiscrete, Class: bmc.ClassLeak,
+				SensorType: 0x0a, ReadingType: 0x03,
+			})
+		}
 	}
-	c.urls = urls
+	c.entries = entries
 	return defs, nil
+}
+
+func (c *Client) powerSupplies(ctx context.Context, ch *redfish.Chassis) ([]*redfish.PowerSupply, error) {
+	var psus []*redfish.PowerSupply
+	err := c.retry(ctx, "power supplies of chassis "+ch.ID, func() (bool, error) {
+		ps, err := ch.PowerSubsystem()
+		if err != nil || ps == nil {
+			return retryable(err), err
+		}
+		psus, err = ps.PowerSupplies()
+		return retryable(err), err
+	})
+	return psus, err
+}
+
+type leakRef struct{ ID, Name, url string }
+
+// leakDetectors follows Chassis.LeakDetectors and
+// ThermalSubsystem.LeakDetection.LeakDetectors by hand: gofish v0.20
+// reads LeakDetection, a single resource, as a collection.
+func (c *Client) leakDetectors(ctx context.Context, chassisURL string) ([]leakRef, error) {
+	var ch links
+	if err := c.get(ctx, chassisURL, &ch); err != nil {
+		return nil, err
+	}
+	var colls []string
+	if ch.LeakDetectors != nil {
+		colls = append(colls, ch.LeakDetectors.ID)
+	}
+	if ch.ThermalSubsystem != nil {
+		var ts links
+		if err := c.get(ctx, ch.ThermalSubsystem.ID, &ts); err != nil {
+			return nil, err
+		}
+		if ts.LeakDetection != nil {
+			var ld links
+			if err := c.get(ctx, ts.LeakDetection.ID, &ld); err != nil {
+				return nil, err
+			}
+			if ld.LeakDetectors != nil {
+				colls = append(colls, ld.LeakDetectors.ID)
+			}
+		}
+	}
+	var out []leakRef
+	seen := map[string]bool{}
+	for _, coll := range colls {
+		var l links
+		if err := c.get(ctx, coll, &l); err != nil {
+			return nil, err
+		}
+		for _, m := range l.Members {
+			if seen[m.ID] {
+				continue
+			}
+			seen[m.ID] = true
+			var d links
+			if err := c.get(ctx, m.ID, &d); err != nil {
+				return nil, err
+			}
+			out = append(out, leakRef{ID: d.ID, Name: d.Name, url: m.ID})
+		}
+	}
+	return out, nil
 }
 
 func thresholdsOf(st sensorState) bmc.Thresholds {
@@ -307,19 +435,19 @@ func thresholdsOf(st sensorState) bmc.Thresholds {
 // stops at the first sensor the service does not answer for.
 func (c *Client) Read(ctx context.Context, defs []bmc.SensorDef) ([]bmc.Reading, error) {
 	c.mu.Lock()
-	urls := c.urls
+	entries := c.entries
 	c.mu.Unlock()
 	out := make([]bmc.Reading, len(defs))
 	for i, d := range defs {
 		r := &out[i]
 		r.ID = d.ID
-		url, ok := urls[d.ID]
+		e, ok := entries[d.ID]
 		if !ok {
 			r.Err, r.Time = "sensor not discovered on this service", time.Now()
 			continue
 		}
 		var st sensorState
-		err := c.get(ctx, url, &st)
+		err := c.get(ctx, e.url, &st)
 		r.Time = time.Now()
 		if err != nil {
 			r.Err = err.Error()
@@ -331,16 +459,73 @@ func (c *Client) Read(ctx context.Context, defs []bmc.SensorDef) ([]bmc.Reading,
 			}
 			continue
 		}
-		switch {
-		case st.Reading == nil:
-			r.Err = "reading is null"
-		case st.Status.State == "Absent" || st.Status.State == "UnavailableOffline" || st.Status.State == "StandbyOffline" || st.Status.State == "Disabled":
-			r.Err = "sensor state " + st.Status.State
+		switch e.kind {
+		case kindPSU:
+			r.State, r.Available = PSUState(st.Status.State, st.Status.Health, st.LineInputStatus), true
+		case kindLeak:
+			r.State, r.Available = LeakState(st.DetectorState), st.DetectorState != ""
+			if !r.Available {
+				r.Err = "no DetectorState"
+			}
 		default:
-			r.Value, r.Available = *st.Reading, true
+			switch {
+			case st.Reading == nil:
+				r.Err = "reading is null"
+			case offline(st.Status.State):
+				r.Err = "sensor state " + st.Status.State
+			default:
+				r.Value, r.Available = *st.Reading, true
+			}
 		}
 	}
 	return out, nil
+}
+
+func offline(state string) bool {
+	switch state {
+	case "Absent", "UnavailableOffline", "StandbyOffline", "Disabled":
+		return true
+	}
+	return false
+}
+
+// PSUState maps a PowerSupply's status to the IPMI power supply
+// sensor-specific offsets (sensor type 0x08, reading type 0x6f), so
+// policy treats Redfish and IPMI PSUs alike: bit 0 presence detected,
+// 1 failure detected (Health Critical), 2 predictive failure (Health
+// Warning), 3 input lost (LineInputStatus LossOfInput), 5 input out of
+// range but present (OutOfRange).
+func PSUState(state, health, lineInput string) uint16 {
+	var m uint16
+	if state != "Absent" {
+		m |= 1 << 0
+	}
+	switch health {
+	case "Critical":
+		m |= 1 << 1
+	case "Warning":
+		m |= 1 << 2
+	}
+	switch lineInput {
+	case "LossOfInput":
+		m |= 1 << 3
+	case "OutOfRange":
+		m |= 1 << 5
+	}
+	return m
+}
+
+// LeakState maps a LeakDetector's DetectorState to the IPMI digital
+// discrete offsets (reading type 0x03): bit 0 "deasserted" (OK), bit 1
+// "asserted" (Warning or Critical: a leak).
+func LeakState(detector string) uint16 {
+	switch detector {
+	case "OK":
+		return 1 << 0
+	case "Warning", "Critical":
+		return 1 << 1
+	}
+	return 0
 }
 
 // UnitOf maps Redfish ReadingUnits (UCUM) to a bmc.Unit.

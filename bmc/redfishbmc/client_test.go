@@ -22,15 +22,18 @@ import (
 // license in testdata/LICENSE-DMTF.md) over TLS with basic auth. override
 // replaces a resource's JSON.
 type mockup struct {
+	root     string
 	srv      *httptest.Server
 	mu       sync.Mutex
 	override map[string]string
 	status   map[string]int
 }
 
-func serveMockup(t *testing.T) *mockup {
+func serveMockup(t *testing.T) *mockup { return serveRoot(t, filepath.Join("testdata", "mockup")) }
+
+func serveRoot(t *testing.T, root string) *mockup {
 	t.Helper()
-	m := &mockup{override: map[string]string{}, status: map[string]int{}}
+	m := &mockup{root: root, override: map[string]string{}, status: map[string]int{}}
 	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The service root is readable without credentials (DSP0266).
 		if u, p, ok := r.BasicAuth(); strings.TrimSuffix(r.URL.Path, "/") != "/redfish/v1" && (!ok || u != "admin" || p != "secret") {
@@ -48,7 +51,7 @@ func serveMockup(t *testing.T) *mockup {
 		}
 		if !over {
 			rel := strings.TrimPrefix(strings.TrimPrefix(path, "/redfish/v1"), "/")
-			b, err := os.ReadFile(filepath.Join("testdata", "mockup", filepath.FromSlash(rel), "index.json"))
+			b, err := os.ReadFile(filepath.Join(m.root, filepath.FromSlash(rel), "index.json"))
 			if err != nil {
 				http.NotFound(w, r)
 				return
@@ -66,7 +69,7 @@ func serveMockup(t *testing.T) *mockup {
 
 func (m *mockup) set(path string, mutate func(map[string]any)) error {
 	rel := strings.TrimPrefix(strings.TrimPrefix(path, "/redfish/v1"), "/")
-	b, err := os.ReadFile(filepath.Join("testdata", "mockup", filepath.FromSlash(rel), "index.json"))
+	b, err := os.ReadFile(filepath.Join(m.root, filepath.FromSlash(rel), "index.json"))
 	if err != nil {
 		return err
 	}
@@ -103,16 +106,33 @@ func TestSensorsAndReadings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(defs) != 41 {
-		t.Fatalf("%d sensors, want the mockup's 41", len(defs))
+	if len(defs) != 43 {
+		t.Fatalf("%d sensors, want the mockup's 41 sensors and 2 power supplies", len(defs))
 	}
 	by := map[string]bmc.SensorDef{}
+	var sensorDefs []bmc.SensorDef
 	for _, d := range defs {
 		by[d.ID] = d
+		if d.Class == bmc.ClassPSU {
+			if d.Kind != bmc.KindDiscrete || d.SensorType != 0x08 || d.ReadingType != 0x6f {
+				t.Errorf("%s: %+v is not a PSU status sensor", d.ID, d)
+			}
+			continue
+		}
+		sensorDefs = append(sensorDefs, d)
 		if d.Kind != bmc.KindThreshold {
 			t.Errorf("%s: kind %s", d.ID, d.Kind)
 		}
 	}
+	// PSU bay 1: present, health Warning (predictive failure); bay 2 absent.
+	psus, err := c.Read(ctx, []bmc.SensorDef{by["PowerSupply/Bay1"], by["PowerSupply/Bay2"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !psus[0].Available || psus[0].State != 0x0005 || !psus[1].Available || psus[1].State != 0x0000 {
+		t.Errorf("PSU states %+v, want 0x0005 and 0x0000", psus)
+	}
+	defs = sensorDefs
 	tests := []struct {
 		id    string
 		name  string
@@ -302,4 +322,83 @@ func sensorDir(t *testing.T, id string) string {
 	}
 	t.Fatalf("no mockup sensor with Id %q", id)
 	return ""
+}
+
+// The DMTF cooling-unit mockup: CDU sensors (flow, pressure, heat) and
+// leak detectors.
+func TestCoolingUnitLeakDetectors(t *testing.T) {
+	m := serveRoot(t, filepath.Join("testdata", "cdu"))
+	c := dial(t, m, Options{Timeout: 10 * time.Second})
+	ctx := context.Background()
+	defs, err := c.Sensors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaks []bmc.SensorDef
+	for _, d := range defs {
+		if d.Class == bmc.ClassLeak {
+			leaks = append(leaks, d)
+		}
+	}
+	if len(defs) != 18+2 || len(leaks) != 2 {
+		t.Fatalf("%d sensors, %d leak detectors; want 18 sensors and 2 leak detectors", len(defs), len(leaks))
+	}
+	rs, err := c.Read(ctx, leaks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if !r.Available || r.State != 0x0001 {
+			t.Errorf("%s: %+v, want no leak (0x0001)", r.ID, r)
+		}
+	}
+	if err := m.set("/redfish/v1/Chassis/CDU/LeakDetectors/Moisture", func(v map[string]any) { v["DetectorState"] = "Critical" }); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = c.Read(ctx, leaks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		want := uint16(0x0001)
+		if r.ID == "LeakDetector/Moisture" {
+			want = 0x0002
+		}
+		if !r.Available || r.State != want {
+			t.Errorf("%s: %+v, want state 0x%04x", r.ID, r, want)
+		}
+	}
+	// Every CDU sensor reads.
+	all, err := c.Read(ctx, defs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if !r.Available {
+			t.Errorf("%s unavailable: %s", r.ID, r.Err)
+		}
+	}
+}
+
+func TestPSUAndLeakState(t *testing.T) {
+	tests := []struct {
+		state, health, line string
+		want                uint16
+	}{
+		{"Enabled", "OK", "Normal", 0x0001},
+		{"Enabled", "Critical", "Normal", 0x0003},
+		{"Enabled", "Warning", "LossOfInput", 0x000d},
+		{"Enabled", "OK", "OutOfRange", 0x0021},
+		{"Absent", "", "", 0x0000},
+	}
+	for _, tt := range tests {
+		if got := PSUState(tt.state, tt.health, tt.line); got != tt.want {
+			t.Errorf("PSUState(%q, %q, %q) = 0x%04x, want 0x%04x", tt.state, tt.health, tt.line, got, tt.want)
+		}
+	}
+	for in, want := range map[string]uint16{"OK": 1, "Warning": 2, "Critical": 2, "": 0, "Unknown": 0} {
+		if got := LeakState(in); got != want {
+			t.Errorf("LeakState(%q) = %d, want %d", in, got, want)
+		}
+	}
 }

@@ -3,6 +3,18 @@
 // behind the Redfish service's authentication (redfish.Options.Mounts)
 // and checks privileges itself: reads need Login, changes need
 // ConfigureComponents (Operator, Administrator).
+//
+//	GET    /podos/v1/                         index
+//	GET    /podos/v1/workloads                {"workloads":[Info...]}
+//	GET    /podos/v1/workloads/{name}         Info
+//	PUT    /podos/v1/workloads/{name}         apply a spec (JSON): 201 created, 200 replaced
+//	DELETE /podos/v1/workloads/{name}         204 once stopped and removed
+//	GET    /podos/v1/workloads/{name}/logs    ?tail=N (default 100, 0 all) &follow=1 (chunked) &format=json (NDJSON)
+//	POST   /podos/v1/workloads/{name}/exec    {"cmd":[...],"timeout_seconds":N} -> {"stdout","stderr","exit_code","truncated"}
+//	POST   /podos/v1/images                   an OCI image archive (tar) -> 201 {"images":[names]}
+//
+// Every error is {"error":{"code","message","field"}}; a malformed spec
+// is 400 InvalidField naming the field; bodies are size-limited (413).
 package api
 
 import (

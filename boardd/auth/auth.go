@@ -98,12 +98,12 @@ func (a Account) Has(p Privilege) bool {
 
 // Session is a login session (X-Auth-Token).
 type Session struct {
-	ID        string
-	UserName  string
-	Created   time.Time
-	ClientIP  string
-	token     string
-	lastUsed  time.Time
+	ID       string
+	UserName string
+	Created  time.Time
+	ClientIP string
+	token    string
+	lastUsed time.Time
 }
 
 // Errors callers map to Redfish messages.
@@ -157,6 +157,11 @@ type Service struct {
 	// basic caches successful Basic verifications by a hash of the
 	// Authorization header: bcrypt is deliberately slow and a Basic
 	// client sends the same header on every request.
+	// verify bounds concurrent bcrypt checks, so a flood of bad
+	// credentials costs at most this many CPUs; cached Basic credentials
+	// and sessions never wait on it.
+	verify chan struct{}
+
 	basicMu  sync.Mutex
 	basic    map[[32]byte]basicEntry
 	inflight map[[32]byte]*inflight
@@ -197,6 +202,7 @@ func Open(stateDir, adminPasswordFile string, logger *slog.Logger) (*Service, er
 		timeout:  DefaultSessionTimeout,
 		basic:    map[[32]byte]basicEntry{},
 		inflight: map[[32]byte]*inflight{},
+		verify:   make(chan struct{}, 2),
 	}
 	b, err := os.ReadFile(s.path)
 	switch {
@@ -504,6 +510,8 @@ func (s *Service) Delete(id string) error {
 
 // Verify checks a user name and password (bcrypt; slow on purpose).
 func (s *Service) Verify(user, password string) (Account, error) {
+	s.verify <- struct{}{}
+	defer func() { <-s.verify }()
 	s.mu.RLock()
 	a := s.byName(user)
 	var hash string

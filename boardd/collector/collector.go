@@ -109,6 +109,7 @@ type Collector struct {
 	nextSDR    time.Time
 	seq        uint64
 	subs       map[health.Subsystem]snapshot.Rollup
+	owned      map[health.Subsystem]bool // subsystems the collector has ever rolled up
 	board      snapshot.Rollup
 	boardKnown bool
 
@@ -164,6 +165,7 @@ func New(o Options) (*Collector, error) {
 		log:    o.Logger.With("component", "collector"),
 		client: o.Client,
 		subs:   map[health.Subsystem]snapshot.Rollup{},
+		owned:  map[health.Subsystem]bool{},
 	}, nil
 }
 
@@ -561,6 +563,13 @@ func (c *Collector) rollups(bmcErr error, now time.Time, evs []events.Event) []e
 		}
 	}
 	c.subs = next
+	for sub := range next {
+		c.owned[sub] = true
+	}
+	// Subsystems other sources publish (the fabric's) count in the board.
+	for sub, r := range c.foreign() {
+		members = append(members, health.Member{Name: string(sub), State: r.State, Reason: r.Reason})
+	}
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	state, why := health.Board(bmcErr, members...)
 	prev, known := c.board, c.boardKnown
@@ -610,7 +619,27 @@ func (c *Collector) subsystemOrigin(sub health.Subsystem) string {
 	return base
 }
 
-// publish builds the new snapshot and swaps it in.
+// foreign returns the subsystems of the current snapshot that another
+// source (the fabric watcher) publishes.
+func (c *Collector) foreign() map[health.Subsystem]snapshot.Rollup {
+	cur := c.o.Store.Load()
+	if cur == nil {
+		return nil
+	}
+	var out map[health.Subsystem]snapshot.Rollup
+	for sub, r := range cur.Subsystems {
+		if !c.owned[sub] {
+			if out == nil {
+				out = map[health.Subsystem]snapshot.Rollup{}
+			}
+			out[sub] = r
+		}
+	}
+	return out
+}
+
+// publish builds the new snapshot and swaps it in. Fields and subsystems
+// that other sources own are carried over from the current snapshot.
 func (c *Collector) publish(start, now time.Time) {
 	cur := c.o.Store.Load()
 	n := &snapshot.Snapshot{}
@@ -632,7 +661,11 @@ func (c *Collector) publish(start, now time.Time) {
 		}
 	}
 	n.Sensors = sensors
-	subs := make(map[health.Subsystem]snapshot.Rollup, len(c.subs))
+	foreign := c.foreign()
+	subs := make(map[health.Subsystem]snapshot.Rollup, len(c.subs)+len(foreign))
+	for k, v := range foreign {
+		subs[k] = v
+	}
 	for k, v := range c.subs {
 		subs[k] = v
 	}

@@ -362,3 +362,26 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestForeignSubsystemsCarriedAndRolledUp(t *testing.T) {
+	r := newRig(t, nil, false)
+	r.step()
+	// Another source (the fabric watcher) publishes its subsystem.
+	cur := r.store.Load()
+	n := *cur
+	n.Subsystems = map[health.Subsystem]snapshot.Rollup{health.Fabric: {State: health.Critical, Reason: "link down"}}
+	for k, v := range cur.Subsystems {
+		n.Subsystems[k] = v
+	}
+	r.store.Swap(&n)
+	s := r.step()
+	if f := s.Subsystems[health.Fabric]; f.State != health.Critical || f.Reason != "link down" {
+		t.Fatalf("fabric subsystem after a poll: %+v", f)
+	}
+	if s.Health.State != health.Critical || s.Subsystems[health.Power].State != health.OK {
+		t.Errorf("board %+v, power %+v", s.Health, s.Subsystems[health.Power])
+	}
+	if ev := find(r.drain(t), events.KindBoard, "board"); ev == nil || ev.To != health.Critical {
+		t.Errorf("board event %+v", ev)
+	}
+}

@@ -53,6 +53,8 @@ func TestCLIContract(t *testing.T) {
 		{"missing config", []string{"--state-dir", state, "--bmc", lan, "--config", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{"bad config", []string{"--state-dir", state, "--bmc", lan, "--config", badYAML}, "bad.yaml"},
 		{"stray argument", []string{"--state-dir", state, "--bmc", lan, "extra"}, "extra"},
+		{"bad watchdog timeout", []string{"--state-dir", state, "--bmc", lan, "--watchdog", "/dev/null", "--watchdog-timeout", "100ms"}, "--watchdog-timeout"},
+		{"password not echoed", []string{"--state-dir", state, "--bmc", "ipmi+lan://admin:hunter2@:99999"}, "bmc url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -64,7 +66,7 @@ func TestCLIContract(t *testing.T) {
 				t.Fatalf("exit: %v (want status 2); stderr:\n%s", err, stderr.String())
 			}
 			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "boardd: ") || !strings.Contains(lines[0], tc.want) {
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "boardd: ") || !strings.Contains(lines[0], tc.want) || strings.Contains(lines[0], "hunter2") {
 				t.Errorf("stderr %q: want one line naming %q", stderr.String(), tc.want)
 			}
 		})

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"podos.dev/podos/bmc"
 	"podos.dev/podos/bmc/dial"
 	boardconfig "podos.dev/podos/board-configs"
@@ -108,6 +110,7 @@ type Daemon struct {
 	aux    *auxConn
 	mounts map[string]http.Handler
 	trees  []redfish.Tree
+	extra  []prometheus.Collector
 	comps  []Component
 
 	ready       chan struct{}
@@ -252,6 +255,10 @@ func (d *Daemon) Mount(prefix string, h http.Handler) { d.mounts[prefix] = h }
 // AddRedfishTree adds resources to the Redfish service. Call it from a Plug.
 func (d *Daemon) AddRedfishTree(t redfish.Tree) { d.trees = append(d.trees, t) }
 
+// RegisterMetrics adds a Prometheus collector to /metrics (e.g. the
+// fabric's). Call it from a Plug.
+func (d *Daemon) RegisterMetrics(c prometheus.Collector) { d.extra = append(d.extra, c) }
+
 // Ready is closed once both listeners are open.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
@@ -301,8 +308,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	errLog := slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)
 	httpsSrv := &http.Server{Handler: rf.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	reg := metrics.NewRegistry(d.store)
+	for _, c := range d.extra {
+		if err := reg.Register(c); err != nil {
+			ln.Close()
+			mln.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(metrics.NewRegistry(d.store)))
+	mux.Handle("/metrics", metrics.Handler(reg))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !d.Healthy() {
 			http.Error(w, "stale loops: "+fmt.Sprint(d.hb.Stale()), http.StatusServiceUnavailable)

@@ -66,7 +66,7 @@ func TestPlugsMountsAndLiveness(t *testing.T) {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 	// The mount is served over HTTPS behind Redfish authentication.
-	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	c := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	get := func(auth bool) (int, string) {
 		req, _ := http.NewRequest("GET", "https://"+r.d.Addr()+"/podos/v1/board", nil)
 		if auth {

@@ -93,6 +93,7 @@ type buildInput struct {
 	snap      *snapshot.Snapshot
 	cfg       *boardconfig.Config
 	version   string
+	hostname  string
 	httpsPort int
 	accounts  []auth.Account
 	sessions  []auth.Session
@@ -102,6 +103,12 @@ type buildInput struct {
 	log       []events.Event
 	sel       selState
 	extra     []Tree
+	// keys receives, for immutable resources (log entries), a string that
+	// changes whenever the resource does: render reuses their bytes.
+	keys map[string]string
+	// have reports whether the resource at uri with this key is already
+	// rendered; build then leaves it nil.
+	have func(uri, key string) bool
 }
 
 type selState struct {
@@ -631,6 +638,9 @@ func build(in buildInput, regs registries) map[string]obj {
 	t[uriManager] = mg
 	np := resource(tNetworkProtocol, uriManager+"/NetworkProtocol", "NetworkProtocol", "boardd network protocols")
 	np["Status"] = obj{"State": "Enabled", "Health": "OK"}
+	if in.hostname != "" {
+		np["HostName"] = in.hostname
+	}
 	https := obj{"ProtocolEnabled": true}
 	if in.httpsPort > 0 {
 		https["Port"] = in.httpsPort
@@ -755,7 +765,9 @@ func build(in buildInput, regs registries) map[string]obj {
 			if _, dup := t[u]; dup || o == nil {
 				continue
 			}
-			t[u] = o
+			// A copy: rendering adds @odata.etag, and the tree's maps
+			// are its own.
+			t[u] = deepCopy(obj(o)).(obj)
 		}
 	}
 	if _, ok := t[root+"/Fabrics"]; ok {
@@ -846,6 +858,14 @@ func buildEventLog(t map[string]obj, in buildInput, regs registries) {
 		id := strconv.FormatUint(ev.Seq, 10)
 		u := base + "/Entries/" + id
 		uris = append(uris, u)
+		if in.keys != nil {
+			k := "ev\x00" + ev.Origin
+			in.keys[u] = k
+			if in.have != nil && in.have(u, k) {
+				t[u] = nil
+				continue
+			}
+		}
 		mid, text, sev := eventMessage(regs, ev)
 		o := resource(tLogEntry, u, id, "boardd event "+id)
 		o["EntryType"] = "Event"
@@ -858,10 +878,11 @@ func buildEventLog(t map[string]obj, in buildInput, regs registries) {
 		o["MessageArgs"] = args
 		o["Severity"] = sev
 		o["Created"] = ev.Time.UTC().Format(time.RFC3339)
+		if ev.Message != "" && ev.Message != text {
+			o["Description"] = ev.Message // boardd's own sentence: what and why
+		}
 		if ev.Origin != "" && strings.HasPrefix(ev.Origin, root+"/") {
-			if _, ok := t[ev.Origin]; ok || !strings.Contains(ev.Origin, "/LogServices/") {
-				o["Links"] = obj{"OriginOfCondition": link(ev.Origin)}
-			}
+			o["Links"] = obj{"OriginOfCondition": link(ev.Origin)}
 		}
 		t[u] = o
 	}
@@ -910,6 +931,14 @@ func buildSEL(t map[string]obj, in buildInput) {
 			continue
 		}
 		uris = append(uris, u)
+		if in.keys != nil {
+			k := fmt.Sprintf("sel\x00%+v", e)
+			in.keys[u] = k
+			if in.have != nil && in.have(u, k) {
+				t[u] = nil
+				continue
+			}
+		}
 		o := resource(tLogEntry, u, id, "SEL entry "+id)
 		o["EntryType"] = "SEL"
 		if n, ok := ipmiSensorTypes[e.SensorType]; ok {

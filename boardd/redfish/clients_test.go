@@ -10,8 +10,8 @@ import (
 
 	"github.com/stmcginnis/gofish"
 
-	"podos.dev/podos/internal/testtool"
 	"podos.dev/podos/boardd/redfish/redfishtest"
+	"podos.dev/podos/internal/testtool"
 )
 
 // redfishtool runs Debian's redfishtool against the service and decodes

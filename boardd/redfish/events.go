@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -173,11 +176,11 @@ func payload(id string, ctxt string, recs ...obj) []byte {
 		evs[i] = c
 	}
 	o := obj{
-		"@odata.type":         tEvent,
-		"Id":                  id,
-		"Name":                "boardd event",
-		"Events":              evs,
-		"Events@odata.count":  len(evs),
+		"@odata.type":        tEvent,
+		"Id":                 id,
+		"Name":               "boardd event",
+		"Events":             evs,
+		"Events@odata.count": len(evs),
 	}
 	if ctxt != "" {
 		o["Context"] = ctxt
@@ -484,6 +487,11 @@ func (s *Service) serveSSE(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, s.errorf(http.StatusServiceUnavailable, "ServiceDisabled", uriEvents))
 		return
 	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	fl, _ := w.(http.Flusher)
 	c := &sseClient{c: make(chan record, 256), filter: filter}
 	s.evMu.Lock()
@@ -569,4 +577,96 @@ func (s *Service) serveSSE(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// persisted is the event service state kept in Options.StateDir.
+type persisted struct {
+	Enabled       bool           `json:"enabled"`
+	RetryAttempts int            `json:"retry_attempts"`
+	RetryInterval int            `json:"retry_interval"`
+	NextID        int            `json:"next_id"`
+	Subs          []persistedSub `json:"subscriptions"`
+}
+
+type persistedSub struct {
+	subscriptionView
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+func (s *Service) statePath() string {
+	if s.o.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(s.o.StateDir, "redfish-events.json")
+}
+
+// loadEventState restores subscriptions and settings; a missing file is a
+// fresh start, a corrupt one an error (nothing is silently lost).
+func (s *Service) loadEventState() error {
+	p := s.statePath()
+	if p == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("redfish: %w", err)
+	}
+	var st persisted
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("redfish: %s: %w", p, err)
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	s.evsvc = eventServiceSettings{enabled: st.Enabled, retryAttempts: st.RetryAttempts, retryInterval: max(st.RetryInterval, 1)}
+	s.nextSub = max(st.NextID, 1)
+	for _, ps := range st.Subs {
+		v := ps.subscriptionView
+		v.headers = ps.Headers
+		if v.headers == nil {
+			v.headers = map[string]string{}
+		}
+		s.startSubLocked(v)
+	}
+	return nil
+}
+
+// saveEventState writes the state atomically. Called with evMu held.
+func (s *Service) saveEventStateLocked() {
+	p := s.statePath()
+	if p == "" {
+		return
+	}
+	st := persisted{Enabled: s.evsvc.enabled, RetryAttempts: s.evsvc.retryAttempts, RetryInterval: s.evsvc.retryInterval, NextID: s.nextSub}
+	for _, sub := range s.subs {
+		st.Subs = append(st.Subs, persistedSub{subscriptionView: sub.view, Headers: sub.view.headers})
+	}
+	slices.SortFunc(st.Subs, func(a, b persistedSub) int {
+		if idLess(a.ID, b.ID) {
+			return -1
+		}
+		return 1
+	})
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		tmp := p + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, p)
+		}
+	}
+	if err != nil {
+		s.log.Error("saving event subscriptions", "err", err)
+	}
+}
+
+// startSubLocked registers a subscription and starts its delivery.
+// Called with evMu held.
+func (s *Service) startSubLocked(v subscriptionView) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	sub := &subscription{view: v, q: make(chan []byte, 256), cancel: cancel}
+	s.subs[v.ID] = sub
+	s.wg.Add(1)
+	go s.deliver(ctx, sub)
 }

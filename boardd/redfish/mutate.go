@@ -1,7 +1,6 @@
 package redfish
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -334,6 +333,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, p string, res *r
 		if v, ok := vals["DeliveryRetryIntervalSeconds"].(int); ok {
 			s.evsvc.retryInterval = v
 		}
+		s.saveEventStateLocked()
 		s.evMu.Unlock()
 		s.bump()
 	case "subscription":
@@ -344,6 +344,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, p string, res *r
 			if v, ok := vals["Context"].(string); ok {
 				sub.view.Context = v
 			}
+			s.saveEventStateLocked()
 		}
 		s.evMu.Unlock()
 		if !ok {
@@ -404,6 +405,9 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request, p string) {
 		s.evMu.Lock()
 		sub, ok := s.subs[id]
 		delete(s.subs, id)
+		if ok {
+			s.saveEventStateLocked()
+		}
 		s.evMu.Unlock()
 		if !ok {
 			s.writeError(w, s.errorf(http.StatusNotFound, "ResourceNotFound", "EventDestination", id))
@@ -677,11 +681,8 @@ func (s *Service) createSubscription(w http.ResponseWriter, body map[string]any)
 	}
 	v.ID = strconv.Itoa(s.nextSub)
 	s.nextSub++
-	ctx, cancel := context.WithCancel(s.ctx)
-	sub := &subscription{view: v, q: make(chan []byte, 256), cancel: cancel}
-	s.subs[v.ID] = sub
-	s.wg.Add(1)
-	go s.deliver(ctx, sub)
+	s.startSubLocked(v)
+	s.saveEventStateLocked()
 	s.evMu.Unlock()
 	s.bump()
 	s.created(w, uriSubs+"/"+v.ID)

@@ -538,3 +538,71 @@ func TestExtraTreesAndMounts(t *testing.T) {
 		t.Fatalf("mount: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestSubscriptionsSurviveRestart: a new service on the same state dir
+// has the subscriptions and settings of the old one.
+func TestSubscriptionsSurviveRestart(t *testing.T) {
+	srv := redfishtest.Start(t, redfishtest.Options{})
+	if r := srv.AsAdmin(t, "PATCH", "/redfish/v1/EventService", map[string]any{"DeliveryRetryAttempts": 7}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	sub := srv.AsAdmin(t, "POST", "/redfish/v1/EventService/Subscriptions", map[string]any{
+		"Destination": "https://127.0.0.1:9/x", "Protocol": "Redfish", "Context": "keep-me", "MessageIds": []any{"ResourceEvent.1.4.ResourceStatusChangedCritical"},
+		"HttpHeaders": []any{map[string]any{"Authorization": "Bearer secret"}},
+	})
+	if sub.Status != 201 || sub.JSON["HttpHeaders"] == nil || strings.Contains(string(sub.Body), "secret") {
+		t.Fatalf("subscribe: %d %s", sub.Status, sub.Body)
+	}
+	svc2, err := redfish.New(redfish.Options{Store: srv.Store, Auth: srv.Auth, Config: srv.Config, StateDir: srv.StateDir + "/state"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc2.Close()
+	h := svc2.Handler()
+	get := func(p string) map[string]any {
+		req := httptest.NewRequest("GET", p, nil)
+		req.SetBasicAuth(srv.Admin, srv.AdminPassword)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || w.Code != 200 {
+			t.Fatalf("GET %s: %d %s", p, w.Code, w.Body)
+		}
+		return m
+	}
+	d := get(sub.Header.Get("Location"))
+	if d["Context"] != "keep-me" || d["Destination"] != "https://127.0.0.1:9/x" || len(d["MessageIds"].([]any)) != 1 {
+		t.Fatalf("restored subscription: %v", d)
+	}
+	if get("/redfish/v1/EventService")["DeliveryRetryAttempts"] != float64(7) {
+		t.Fatal("event service settings not restored")
+	}
+}
+
+// TestEmptySnapshot: before the first collection the service still
+// answers, from the config or with defaults.
+func TestEmptySnapshot(t *testing.T) {
+	srv := redfishtest.Start(t, redfishtest.Options{})
+	for _, cfg := range []bool{true, false} {
+		o := redfish.Options{Store: snapshot.NewStore(), Auth: srv.Auth}
+		want := "/redfish/v1/Chassis/board"
+		if cfg {
+			o.Config = srv.Config
+			want = "/redfish/v1/Chassis/blade1"
+		}
+		svc, err := redfish.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/redfish/v1", want, want + "/Sensors", want + "/PowerSubsystem/PowerSupplies/DCDC/Metrics", "/redfish/v1/ThermalEquipment/ImmersionUnits/1/LeakDetection"} {
+			req := httptest.NewRequest("GET", p, nil)
+			req.SetBasicAuth(srv.Admin, srv.AdminPassword)
+			w := httptest.NewRecorder()
+			svc.Handler().ServeHTTP(w, req)
+			if w.Code != 200 {
+				t.Errorf("config %v: GET %s: %d %s", cfg, p, w.Code, w.Body)
+			}
+		}
+		svc.Close()
+	}
+}

@@ -14,13 +14,13 @@ const maxExpandLevels = 3
 
 // query is a parsed set of DSP0266 query parameters.
 type query struct {
-	sel        []string // $select paths, split on "/"
-	expand     string   // "", "*", "." or "~"
-	levels     int
-	top, skip  int
-	hasTop     bool
-	hasSkip    bool
-	only       bool
+	sel       []string // $select paths, split on "/"
+	expand    string   // "", "*", "." or "~"
+	levels    int
+	top, skip int
+	hasTop    bool
+	hasSkip   bool
+	only      bool
 }
 
 func (q query) active() bool {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ type Options struct {
 	// HTTPClient delivers events to subscribers; nil uses a client with
 	// a 10 s timeout.
 	HTTPClient *http.Client
+	// StateDir, when set, keeps event subscriptions and event service
+	// settings across restarts (redfish-events.json, mode 0600).
+	StateDir string
 }
 
 // Tree contributes resources built from the snapshot: URI -> JSON object
@@ -84,7 +88,8 @@ type Service struct {
 
 	cur     atomic.Pointer[tree]
 	buildMu sync.Mutex
-	gen     atomic.Uint64 // local state: event service, subscriptions, log, SEL
+	entries map[string]cachedEntry // rendered log entries, by URI
+	gen     atomic.Uint64          // local state: event service, subscriptions, log, SEL
 
 	evMu    sync.Mutex
 	evsvc   eventServiceSettings
@@ -100,10 +105,16 @@ type Service struct {
 	selMu sync.Mutex
 	sel   selState
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	client *http.Client
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	client   *http.Client
+	hostname string
+}
+
+type cachedEntry struct {
+	key string
+	r   *rendered
 }
 
 type mount struct {
@@ -172,6 +183,7 @@ func New(o Options) (*Service, error) {
 		logKick: make(chan struct{}, 1),
 		client:  o.HTTPClient,
 	}
+	s.hostname, _ = os.Hostname()
 	for _, x := range o.Extra {
 		for u, a := range x.Actions() {
 			s.actions[strings.TrimSuffix(u, "/")] = a
@@ -183,6 +195,10 @@ func New(o Options) (*Service, error) {
 	sort.Slice(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.sel.enabled = o.SEL != nil
+	if err := s.loadEventState(); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	if o.Events != nil {
 		s.pollLog() // the first page synchronously: a fresh service shows the log
 		s.wg.Add(1)
@@ -238,11 +254,17 @@ func (s *Service) render(snap *snapshot.Snapshot, ag, g uint64) *tree {
 		snap:      snap,
 		cfg:       s.o.Config,
 		version:   s.o.Version,
+		hostname:  s.hostname,
 		httpsPort: s.o.HTTPSPort,
 		accounts:  s.o.Auth.Accounts(),
 		sessions:  s.o.Auth.Sessions(),
 		timeout:   s.o.Auth.SessionTimeout(),
 		extra:     s.o.Extra,
+		keys:      map[string]string{},
+		have: func(u, k string) bool {
+			c, ok := s.entries[u]
+			return ok && c.key == k
+		},
 	}
 	s.evMu.Lock()
 	in.evsvc = s.evsvc
@@ -260,16 +282,32 @@ func (s *Service) render(snap *snapshot.Snapshot, ag, g uint64) *tree {
 
 	objs := build(in, s.regs)
 	t := &tree{snap: snap, authGen: ag, gen: g, res: make(map[string]*rendered, len(objs))}
+	cache := make(map[string]cachedEntry, len(in.keys))
 	for u, o := range objs {
+		k, immutable := in.keys[u]
+		if c, ok := s.entries[u]; immutable && ok && c.key == k {
+			t.res[u] = c.r
+			cache[u] = c
+			continue
+		}
+		if o == nil {
+			continue
+		}
 		r, err := renderOne(o)
 		if err != nil {
 			s.log.Error("render", "uri", u, "err", err)
 			continue
 		}
 		t.res[u] = r
+		if immutable {
+			cache[u] = cachedEntry{key: k, r: r}
+		}
 	}
+	s.entries = cache // only render (under buildMu) touches it
 	for u, r := range t.res {
-		r.allow = []string{allowString(s.allowed(u, t))}
+		if r.allow == nil {
+			r.allow = []string{allowString(s.allowed(u, t))}
+		}
 	}
 	for p, reg := range s.regs {
 		var o obj
@@ -298,7 +336,7 @@ func idLess(a, b string) bool {
 }
 
 // renderOne serializes a resource with its @odata.etag (a hash of the
-// rest of it).
+// rest of it): marshalled once, the etag spliced in first.
 func renderOne(o obj) (*rendered, error) {
 	delete(o, "@odata.etag")
 	b, err := json.Marshal(o)
@@ -308,14 +346,18 @@ func renderOne(o obj) (*rendered, error) {
 	sum := sha256.Sum256(b)
 	etag := `W/"` + hex.EncodeToString(sum[:8]) + `"`
 	o["@odata.etag"] = etag
-	b, err = json.Marshal(o)
-	if err != nil {
-		return nil, err
+	et, _ := json.Marshal(etag)
+	body := make([]byte, 0, len(b)+len(et)+20)
+	body = append(body, `{"@odata.etag":`...)
+	body = append(body, et...)
+	if len(b) > 2 {
+		body = append(body, ',')
 	}
+	body = append(body, b[1:]...)
 	typ, _ := o["@odata.type"].(string)
 	_, coll := o["Members"]
 	link := "<" + schemaURI(typ) + ">; rel=describedby"
-	return &rendered{obj: o, body: b, etag: etag, link: link, coll: coll, etagH: []string{etag}, linkH: []string{link}}, nil
+	return &rendered{obj: o, body: body, etag: etag, link: link, coll: coll, etagH: []string{etag}, linkH: []string{link}}, nil
 }
 
 // isPublic reports the URIs served without authentication.

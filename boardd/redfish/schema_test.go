@@ -213,6 +213,12 @@ func TestSchemaCrawl(t *testing.T) {
 		{RecordID: 2, Time: time.Date(2026, 11, 22, 3, 1, 0, 0, time.UTC), GeneratorID: 0x41, SensorType: 0xc0, SensorNumber: 0x20, EventType: 0x03, Deassertion: true},
 	}})
 	populate(t, srv)
+	// One sensor the BMC stopped answering, as the collector reports it.
+	snap := redfishtest.Snapshot(srv.Config, 2, time.Now(), nil)
+	snap.Sensors[0].Reading.Available = false
+	snap.Sensors[0].Reading.Err = "no response"
+	snap.Sensors[0].State = health.Unavailable
+	srv.Store.Swap(snap)
 	waitFor(t, "event log and SEL in the tree", func() bool {
 		a := srv.AsAdmin(t, "GET", "/redfish/v1/Managers/boardd/LogServices/EventLog/Entries", nil)
 		b := srv.AsAdmin(t, "GET", "/redfish/v1/Managers/boardd/LogServices/SEL/Entries", nil)

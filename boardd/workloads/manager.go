@@ -318,15 +318,19 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Info, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if exists {
+		changed := Hash(w.spec) != Hash(s)
 		w.spec = s
 		w.source = "api"
 		w.gen++
 		poke(w)
+		if changed {
+			m.event(w.name, health.OK, fmt.Sprintf("workload %s updated (image %s, priority %s): its container is recreated", s.Name, s.Image, s.Priority), "updated", nil)
+		}
 		return m.infoLocked(w), false, nil
 	}
 	w = m.newWorkload(s, "api")
 	m.ws[s.Name] = w
-	if m.ctx != nil {
+	if m.ctx != nil && m.ctx.Err() == nil {
 		m.startWorker(m.ctx, &m.wg, w)
 	}
 	m.event(w.name, health.OK, fmt.Sprintf("workload %s applied (image %s, priority %s)", s.Name, s.Image, s.Priority), "applied", nil)

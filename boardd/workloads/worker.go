@@ -73,6 +73,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 		err := rt.Remove(ctx, w.name)
 		w.opMu.Unlock()
 		if err != nil && !errors.Is(err, ErrNotFound) {
+			m.log.Warn("remove workload failed; retrying", "workload", w.name, "err", err)
 			r.setState(StateFailed, "remove: "+err.Error(), nil)
 			return r.sleep(m.opt.Poll)
 		}

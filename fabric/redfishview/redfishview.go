@@ -610,3 +610,21 @@ func Reset(ctx context.Context, a *fabric.Actions, topo *fabric.Topology, bdf st
 	}
 	return a.ResetPort(ctx, bdf)
 }
+
+// ConfiguredResetTargets lists the Port.Reset action URIs of the ports the
+// board config names (each switch's downstream ports, by slot number), so
+// a service that registers its actions once, before the first scan, has
+// them all. ResetTargets resolves one to a BDF at call time.
+func ConfiguredResetTargets(expected *boardconfig.Fabric) []string {
+	if expected == nil {
+		return nil
+	}
+	fab := Root + "/Fabrics/" + View{Expected: expected}.FabricID() + "/Switches/"
+	var out []string
+	for _, sw := range expected.Switches {
+		for _, p := range sw.Ports {
+			out = append(out, fmt.Sprintf("%s%s/Ports/DP%d/Actions/Port.Reset", fab, sw.Name, p.Port))
+		}
+	}
+	return out
+}

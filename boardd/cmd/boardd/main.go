@@ -4,7 +4,16 @@
 //
 //	boardd --bmc ipmi+lan://admin:password@127.0.0.1:623 --state-dir /var/lib/boardd \
 //	       [--config board.yaml] [--listen :8443] [--metrics-listen :9102] \
-//	       [--admin-password-file FILE] [--log-level info] [--log-format text]
+//	       [--admin-password-file FILE] [--log-level info] [--log-format text] \
+//	       [--watchdog /dev/watchdog0] [--fabric-sysfs /sys] \
+//	       [--workloads --containerd-bin DIR --containerd-dir DIR]
+//
+// The parts: the BMC collector, policy, event log, SEL sink, Redfish and
+// metrics always run; the PCIe fabric watcher runs when the board config
+// has a fabric section (and --fabric-sysfs is not empty); the hardware
+// watchdog is petted only with --watchdog (never implicitly: a host run
+// must not arm the host's watchdog); workloads run only with --workloads
+// (they supervise containerd).
 //
 // A bad flag or config exits with status 2 and one line saying what is
 // wrong; SIGTERM or SIGINT shuts down cleanly (status 0).
@@ -89,6 +98,13 @@ func parse(args []string, stderr io.Writer) (daemon.Options, *slog.Logger, error
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.DurationVar(&poll, "poll", 0, "override the config's poll interval (e.g. 1s)")
+	var p parts
+	fs.StringVar(&p.watchdog, "watchdog", "", "pet this watchdog device (e.g. /dev/watchdog0) while boardd's loops are healthy; empty: off")
+	fs.DurationVar(&p.watchdogTimeout, "watchdog-timeout", 30*time.Second, "watchdog timeout programmed into the device")
+	fs.StringVar(&p.sysfs, "fabric-sysfs", "/sys", "sysfs root for the PCIe fabric watcher (runs when the config has a fabric section); empty: off")
+	fs.BoolVar(&p.workloads, "workloads", false, "run the config's workloads (supervises containerd)")
+	fs.StringVar(&p.containerdBin, "containerd-bin", "", "directory holding containerd, containerd-shim-runc-v2 and runc (default: PATH)")
+	fs.StringVar(&p.containerdDir, "containerd-dir", "", "containerd's root, state and socket (default /run/podos/containerd)")
 	fs.Usage = func() {} // a bad flag gets one line, not the whole usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -142,6 +158,13 @@ func parse(args []string, stderr io.Writer) (daemon.Options, *slog.Logger, error
 	if err := daemon.CheckBMCURL(url); err != nil {
 		return o, nil, err
 	}
+	if p.workloads && !workloadsSupported {
+		return o, nil, errors.New("--workloads: this boardd was built without workloads (build tag noworkloads)")
+	}
+	if p.watchdog != "" && p.watchdogTimeout < time.Second {
+		return o, nil, fmt.Errorf("bad --watchdog-timeout %s: at least 1s", p.watchdogTimeout)
+	}
+	o.Plugs = p.plugs(o.Config)
 	o.Version = version
 	return o, logger, nil
 }

@@ -4,7 +4,8 @@
 //   - cost: the built bin/boardd polls ipmisim.Synthetic(64) (64 threshold
 //     sensors) at 1 Hz for --duration; its CPU (utime+stime, as % of one
 //     core) and memory (VmRSS, VmHWM) are read from /proc with
-//     prometheus/procfs. Baseline, in the same run and for the same time:
+//     prometheus/procfs. With --lean-boardd, the same for a build without
+//     workloads (-tags noworkloads). Baseline, in the same run and for the same time:
 //     `ipmitool -I lanplus -C 3 ... sdr elist` started once per second,
 //     the classic cron/script way to watch a BMC, CPU of every run summed.
 //   - latency: a reading is changed at the BMC (ipmisim Set) across a
@@ -45,13 +46,14 @@ import (
 func main() {
 	var (
 		bin      = flag.String("boardd", "bin/boardd", "boardd binary")
+		leanBin  = flag.String("lean-boardd", "", "a boardd built with -tags noworkloads, measured too")
 		out      = flag.String("out", "out/bench/boardd.tsv", "TSV file to write")
 		duration = flag.Duration("duration", 60*time.Second, "measurement window for CPU and memory")
 		samples  = flag.Int("samples", 40, "latency samples")
 		sensors  = flag.Int("sensors", 64, "synthetic sensors")
 	)
 	flag.Parse()
-	if err := run(*bin, *out, *duration, *samples, *sensors); err != nil {
+	if err := run(*bin, *leanBin, *out, *duration, *samples, *sensors); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -61,8 +63,92 @@ type row struct {
 	metric, podos, baseName, base, ratio, target, verdict string
 }
 
-func run(bin, out string, window time.Duration, samples, nSensors int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*window+10*time.Minute)
+type boarddProc struct {
+	cmd              *exec.Cmd
+	redfish, metrics string
+}
+
+// startBoardd runs a boardd binary against the sim with no board config,
+// as a fresh install would, and waits until every sensor is read.
+func startBoardd(ctx context.Context, hc *http.Client, bin, state, pwFile string, sim *ipmisim.Sim, nSensors int) (*boarddProc, error) {
+	cmd := exec.CommandContext(ctx, bin, "--bmc", sim.URL(), "--state-dir", state,
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-format", "json",
+		"--admin-password-file", pwFile, "--poll", "1s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &boarddProc{cmd: cmd}
+	if p.redfish, p.metrics, err = serving(stderr); err != nil {
+		p.stop()
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s pid %d serving %s and %s; %d sensors on %s\n", bin, cmd.Process.Pid, p.redfish, p.metrics, nSensors, sim.LANAddr())
+	if err := waitMetrics(ctx, hc, p.metrics, func(body string) bool {
+		return strings.Count(body, "\nboardd_sensor_state{") == nSensors && strings.Contains(body, "boardd_bmc_up{transport=\"lan\"} 1")
+	}, 60*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	time.Sleep(5 * time.Second) // settle
+	return p, nil
+}
+
+func (p *boarddProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+}
+
+type cost struct {
+	cpuPct, cpuPerPoll float64
+	hwm, rssMax        uint64 // bytes
+}
+
+// measure reads the process's CPU and memory over the window.
+func measure(hc *http.Client, p *boarddProc, window time.Duration) (cost, error) {
+	var c cost
+	proc, err := procfs.NewProc(p.cmd.Process.Pid)
+	if err != nil {
+		return c, err
+	}
+	st0, err := proc.Stat()
+	if err != nil {
+		return c, err
+	}
+	t0 := time.Now()
+	seq0, _ := snapshotSeq(hc, p.metrics)
+	for time.Since(t0) < window {
+		time.Sleep(time.Second)
+		if s, err := proc.NewStatus(); err == nil && s.VmRSS > c.rssMax {
+			c.rssMax = s.VmRSS
+		}
+	}
+	st1, err := proc.Stat()
+	if err != nil {
+		return c, err
+	}
+	elapsed := time.Since(t0)
+	seq1, _ := snapshotSeq(hc, p.metrics)
+	status, err := proc.NewStatus()
+	if err != nil {
+		return c, err
+	}
+	cpu := st1.CPUTime() - st0.CPUTime()
+	c.cpuPct = 100 * cpu / elapsed.Seconds()
+	if polls := seq1 - seq0; polls > 0 {
+		c.cpuPerPoll = 1000 * cpu / float64(polls)
+	}
+	c.hwm = status.VmHWM
+	fmt.Fprintf(os.Stderr, "bench: %.3fs CPU in %s (%d polls): %.3f%%; VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB\n",
+		cpu, elapsed.Round(time.Millisecond), seq1-seq0, c.cpuPct, status.VmRSS/1024, status.RssAnon/1024, status.RssFile/1024, status.VmHWM/1024)
+	return c, nil
+}
+
+func run(bin, leanBin, out string, window time.Duration, samples, nSensors int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*window+10*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "boardd-bench-")
 	if err != nil {
@@ -82,72 +168,36 @@ func run(bin, out string, window time.Duration, samples, nSensors int) error {
 	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, bin, "--bmc", sim.URL(), "--state-dir", filepath.Join(dir, "state"),
-		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-format", "json",
-		"--admin-password-file", pwFile, "--poll", "1s")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	redfishURL, metricsURL, err := serving(stderr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "bench: boardd pid %d serving %s and %s; %d sensors on %s\n", cmd.Process.Pid, redfishURL, metricsURL, nSensors, sim.LANAddr())
-
-	// Wait until every sensor is read, then let it settle.
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	if err := waitMetrics(ctx, hc, metricsURL, func(body string) bool {
-		return strings.Count(body, "\nboardd_sensor_state{") == nSensors && strings.Contains(body, "boardd_bmc_up{transport=\"lan\"} 1")
-	}, 60*time.Second); err != nil {
-		return err
-	}
-	time.Sleep(5 * time.Second)
 
-	// --- cost of boardd -----------------------------------------------------
-	proc, err := procfs.NewProc(cmd.Process.Pid)
+	// --- cost of boardd (and of the lean build) ----------------------------
+	full, err := startBoardd(ctx, hc, bin, filepath.Join(dir, "state"), pwFile, sim, nSensors)
 	if err != nil {
 		return err
 	}
-	st0, err := proc.Stat()
+	defer full.stop()
+	c, err := measure(hc, full, window)
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	seq0, _ := snapshotSeq(hc, metricsURL)
-	var rssMax uint64
-	for time.Since(t0) < window {
-		time.Sleep(time.Second)
-		if s, err := proc.NewStatus(); err == nil && s.VmRSS > rssMax {
-			rssMax = s.VmRSS
+	var lean *cost
+	if leanBin != "" {
+		full.stop() // one daemon at a time on the BMC
+		lp, err := startBoardd(ctx, hc, leanBin, filepath.Join(dir, "state-lean"), pwFile, sim, nSensors)
+		if err != nil {
+			return err
 		}
+		lc, err := measure(hc, lp, window)
+		lp.stop()
+		if err != nil {
+			return err
+		}
+		lean = &lc
+		if full, err = startBoardd(ctx, hc, bin, filepath.Join(dir, "state"), pwFile, sim, nSensors); err != nil {
+			return err
+		}
+		defer full.stop()
 	}
-	st1, err := proc.Stat()
-	if err != nil {
-		return err
-	}
-	elapsed := time.Since(t0)
-	seq1, _ := snapshotSeq(hc, metricsURL)
-	status, err := proc.NewStatus()
-	if err != nil {
-		return err
-	}
-	cpu := st1.CPUTime() - st0.CPUTime()
-	cpuPct := 100 * cpu / elapsed.Seconds()
-	polls := seq1 - seq0
-	cpuPerPoll := 0.0
-	if polls > 0 {
-		cpuPerPoll = 1000 * cpu / float64(polls)
-	}
-	fmt.Fprintf(os.Stderr, "bench: boardd %.3fs CPU in %s (%d polls): %.3f%%; VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB\n",
-		cpu, elapsed.Round(time.Millisecond), polls, cpuPct, status.VmRSS/1024, status.RssAnon/1024, status.RssFile/1024, status.VmHWM/1024)
 
 	// --- baseline: ipmitool sdr elist once a second ---------------------------
 	ipmitool, err := exec.LookPath("ipmitool")
@@ -160,15 +210,15 @@ func run(bin, out string, window time.Duration, samples, nSensors int) error {
 	b0 := time.Now()
 	for next := b0; time.Since(b0) < window; next = next.Add(time.Second) {
 		time.Sleep(time.Until(next))
-		c := exec.CommandContext(ctx, ipmitool, "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
+		cmd := exec.CommandContext(ctx, ipmitool, "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
 			"-p", strconv.Itoa(sim.LANPort()), "-U", ipmisim.User, "-P", ipmisim.Password, "sdr", "elist")
-		c.Stdout, c.Stderr = io.Discard, io.Discard
-		if err := c.Run(); err != nil {
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("baseline ipmitool: %w", err)
 		}
 		runs++
-		baseCPU += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
-		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > baseRSS {
+		baseCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > baseRSS {
 			baseRSS = ru.Maxrss // KiB
 		}
 	}
@@ -179,7 +229,7 @@ func run(bin, out string, window time.Duration, samples, nSensors int) error {
 		runs, baseCPU.Seconds(), bElapsed.Round(time.Millisecond), basePct, baseRSS)
 
 	// --- latency -----------------------------------------------------------------
-	lat, err := latency(ctx, hc, sim, redfishURL, metricsURL, pw, samples)
+	lat, err := latency(ctx, hc, sim, full.redfish, full.metrics, pw, samples)
 	if err != nil {
 		return err
 	}
@@ -191,11 +241,16 @@ func run(bin, out string, window time.Duration, samples, nSensors int) error {
 		}
 	}
 	mb := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	baseMB := float64(baseRSS) / 1024
 	rows := []row{
-		{"boardd_cpu_percent_64_sensors_1hz", f3(cpuPct), "ipmitool_sdr_elist_1hz_cpu_percent", f3(basePct), ratio(cpuPct, basePct), "<=1", verdict(cpuPct <= 1)},
-		{"boardd_cpu_ms_per_poll", f3(cpuPerPoll), "ipmitool_sdr_elist_cpu_ms_per_run", f3(basePerRun), ratio(cpuPerPoll, basePerRun), "-", "info"},
-		{"boardd_vmhwm_mb", f1(mb(status.VmHWM)), "ipmitool_sdr_elist_maxrss_mb", f1(float64(baseRSS) / 1024), ratio(mb(status.VmHWM), float64(baseRSS)/1024), "<=20", verdict(mb(status.VmHWM) <= 20)},
-		{"boardd_vmrss_max_mb", f1(mb(rssMax)), "-", "-", "-", "<=20", verdict(mb(rssMax) <= 20)},
+		{"boardd_cpu_percent_64_sensors_1hz", f3(c.cpuPct), "ipmitool_sdr_elist_1hz_cpu_percent", f3(basePct), ratio(c.cpuPct, basePct), "<=1", verdict(c.cpuPct <= 1)},
+		{"boardd_cpu_ms_per_poll", f3(c.cpuPerPoll), "ipmitool_sdr_elist_cpu_ms_per_run", f3(basePerRun), ratio(c.cpuPerPoll, basePerRun), "-", "info"},
+		{"boardd_vmhwm_mb", f1(mb(c.hwm)), "ipmitool_sdr_elist_maxrss_mb", f1(baseMB), ratio(mb(c.hwm), baseMB), "<=20", verdict(mb(c.hwm) <= 20)},
+	}
+	if lean != nil {
+		rows = append(rows,
+			row{"boardd_noworkloads_cpu_percent_64_sensors_1hz", f3(lean.cpuPct), "ipmitool_sdr_elist_1hz_cpu_percent", f3(basePct), ratio(lean.cpuPct, basePct), "<=1", verdict(lean.cpuPct <= 1)},
+			row{"boardd_noworkloads_vmhwm_mb", f1(mb(lean.hwm)), "ipmitool_sdr_elist_maxrss_mb", f1(baseMB), ratio(mb(lean.hwm), baseMB), "<=20", verdict(mb(lean.hwm) <= 20)})
 	}
 	target := 1200.0 // poll interval + 200 ms
 	for _, l := range lat {
@@ -407,4 +462,3 @@ func summarize(name string, v []float64) latencyResult {
 	}
 	return latencyResult{name: name, median: q(0.5), p99: q(0.99)}
 }
-

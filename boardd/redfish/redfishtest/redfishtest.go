@@ -218,6 +218,7 @@ func Start(t testing.TB, o Options) *Server {
 	svc, err := redfish.New(redfish.Options{
 		Store: store, Events: lg, Bus: bus, SEL: o.SEL, Config: cfg, Auth: a,
 		Extra: o.Extra, Mounts: o.Mounts, Version: "test", SELInterval: 200 * time.Millisecond,
+		StateDir: filepath.Join(dir, "state"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"podos.dev/podos/boardd/snapshot"
 	"podos.dev/podos/boardd/workloads"
 	"podos.dev/podos/boardd/workloads/ctrd"
+	"podos.dev/podos/boardd/workloads/ociarchive"
 )
 
 func TestRunsAndLogs(t *testing.T) {
@@ -330,7 +331,7 @@ func TestBoardRestartReattaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt2.Close()
+	t.Cleanup(func() { rt2.Close() }) // after the Manager's cleanup (LIFO)
 	m2, rec := startManager(t, workloads.Options{Runtime: rt2, StateDir: dir})
 	waitFor(t, "adopted output in the new log", 60*time.Second, func() bool {
 		return strings.Count(logText(m2, "adopted"), "heartbeat ") >= 3
@@ -369,4 +370,46 @@ func firstBoardd(dir string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fail(fmt.Errorf("not running"))
+}
+
+// TestUploadedImageRuns: an archive uploaded through the Manager (the
+// API's POST /podos/v1/images) is imported, and a workload naming the
+// image runs from it.
+func TestUploadedImageRuns(t *testing.T) {
+	need(t)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "heartbeat")
+	build := exec.Command("go", "build", "-o", bin, "./boardd/workloads/demo/heartbeat")
+	build.Dir = repoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build heartbeat: %v\n%s", err, out)
+	}
+	var archive strings.Builder
+	if err := ociarchive.Write(&archive, ociarchive.Image{Name: "podos.dev/uploaded:1", Binary: bin, Path: "/heartbeat", Created: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := startManager(t, workloads.Options{})
+	ctx := context.Background()
+	names, err := m.ImportImage(ctx, strings.NewReader(archive.String()))
+	if err != nil || len(names) != 1 || names[0] != "podos.dev/uploaded:1" {
+		t.Fatalf("import: %v %v", names, err)
+	}
+	if _, err := m.ImportImage(ctx, strings.NewReader("not a tar")); err == nil {
+		t.Error("garbage imported")
+	}
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "uploaded", Image: "podos.dev/uploaded:1", Args: []string{"-every=100ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "uploaded image running", 60*time.Second, func() bool {
+		return strings.Contains(logText(m, "uploaded"), "heartbeat 2 ")
+	})
+	// A workload naming an image that exists nowhere fails with the reason.
+	if _, _, err := m.Apply(ctx, workloads.Spec{Name: "missing", Image: "oci-archive:/nonexistent/x.tar", Restart: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "missing image failed", 60*time.Second, func() bool {
+		s := state(m, "missing")
+		return s.State == workloads.StateFailed && strings.Contains(s.Error, "no such file")
+	})
 }

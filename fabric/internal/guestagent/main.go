@@ -8,7 +8,8 @@
 //     /fabric.json and prints every update as one "FABRIC {json}" line;
 //     it reads commands ("retrain BDF", "remove BDF", "rescan", "reset
 //     BDF", "power SLOT on|off", "poweroff") from the console and answers
-//     "OK cmd" or "ERR cmd: reason".
+//     "OK cmd" or "ERR cmd: reason". With podos.fabric.uevents=off it
+//     polls only (the benchmark's baseline).
 //
 // Everything goes to /dev/ttyS0, the board's serial console.
 package main
@@ -37,17 +38,20 @@ func main() {
 		con = os.Stdout
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	mode := "dump"
+	mode, uevents := "dump", true
 	for _, w := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(w, "podos.fabric="); ok {
 			mode = v
+		}
+		if w == "podos.fabric.uevents=off" {
+			uevents = false
 		}
 	}
 	switch mode {
 	case "dump":
 		err = dump(con)
 	case "watch":
-		err = watch(con)
+		err = watch(con, uevents)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}

@@ -56,7 +56,16 @@ func report(u fabric.Update) Report {
 	return r
 }
 
-func watch(con io.ReadWriter) error {
+// noUevents is a uevent source that never reports: the watcher polls only.
+type noUevents struct{}
+
+func (noUevents) Read(ctx context.Context) (fabric.Uevent, error) {
+	<-ctx.Done()
+	return fabric.Uevent{}, ctx.Err()
+}
+func (noUevents) Close() error { return nil }
+
+func watch(con io.ReadWriter, uevents bool) error {
 	var cfg boardconfig.Fabric
 	b, err := os.ReadFile("/fabric.json")
 	if err != nil {
@@ -72,7 +81,13 @@ func watch(con io.ReadWriter) error {
 		io.WriteString(con, s+"\n")
 	}
 	log := slog.New(slog.NewTextHandler(&lineWriter{println}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	src := fabric.NewSource("/sys", &cfg, fabric.SourceOptions{Poll: time.Second, Logger: log})
+	// The Source's default 5 s backstop poll: hot-plug must be seen by
+	// uevents, well before the poll would.
+	o := fabric.SourceOptions{Poll: 5 * time.Second, Logger: log}
+	if !uevents {
+		o.Uevents = noUevents{}
+	}
+	src := fabric.NewSource("/sys", &cfg, o)
 	updates, _ := src.Subscribe(64)
 	ctx := context.Background()
 	errc := make(chan error, 1)

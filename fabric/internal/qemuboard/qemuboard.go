@@ -96,6 +96,9 @@ type Options struct {
 	// drives the switch's slots.
 	NativeHotplug bool
 	MemoryMB      int
+	// Cmdline is appended to the kernel command line (e.g.
+	// "podos.fabric.uevents=off": the agent then polls only).
+	Cmdline string
 }
 
 // Board is a running QEMU.
@@ -125,7 +128,7 @@ func Start(ctx context.Context, o Options) (*Board, error) {
 		"-machine", "q35", "-accel", "tcg", "-m", fmt.Sprint(o.MemoryMB), "-smp", "1",
 		"-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
 		"-kernel", kernel, "-initrd", o.Initramfs,
-		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 podos.fabric=" + o.Mode,
+		"-append", strings.TrimSpace("console=ttyS0 quiet loglevel=3 panic=-1 podos.fabric=" + o.Mode + " " + o.Cmdline),
 		"-chardev", "socket,id=ser0,path=" + serSock + ",server=on,wait=on",
 		"-serial", "chardev:ser0",
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",

@@ -19,7 +19,7 @@ APT_PKGS := qemu-system-x86 linux-image-amd64 openipmi ipmitool swtpm swtpm-tool
 
 # Each concern's fragment (initramfs/image.mk, qemu-tests/qemu.mk, ...) adds
 # targets and may append to TEST_PREREQS and BENCH_TARGETS.
-include $(sort $(wildcard */*.mk))
+include $(sort $(wildcard */*.mk */*/*.mk))
 
 .PHONY: all deps build test unit-test bench run clean vet fuzz
 

@@ -157,7 +157,9 @@ func TestQEMUFabricACPIHotplug(t *testing.T) {
 	if _, err := b.QMP().Execute(ctxT(t, time.Minute), "device_del", map[string]any{"id": "wrong"}); err != nil {
 		t.Fatal(err)
 	}
-	plug(t, b, a, map[string]any{"driver": "e1000e", "id": "nic14", "bus": "dn2"}, func(r *qemuboard.Report) bool { return r.Has("0000:04:00.0") && !r.Has("0000:05:00.0") && noFindings(r) }, time.Minute)
+	plug(t, b, a, map[string]any{"driver": "e1000e", "id": "nic14", "bus": "dn2"}, func(r *qemuboard.Report) bool {
+		return r.Has("0000:04:00.0") && !r.Has("0000:05:00.0") && noFindings(r)
+	}, time.Minute)
 
 	// AER: poisoned TLPs injected at the port below the root port are
 	// counted; over the limit (2/min here) they make a finding. The kernel
@@ -193,7 +195,6 @@ func TestQEMUFabricACPIHotplug(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
 
 // injectAER injects n POISON_TLP errors at up1, each counted before the next.
 func injectAER(t *testing.T, b *qemuboard.Board, a *qemuboard.Agent, n int) {

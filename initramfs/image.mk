@@ -8,8 +8,9 @@
 # (measured by `make bench`, rows image-*); zstd/xz when the image grows.
 IMAGE_COMPRESSION   ?= lz4
 # The persistent partition is ext4 (ext4 needs crc32c through the crypto
-# API, a soft dependency modules.dep does not list).
-IMAGE_EXTRA_MODULES ?= crc32c_generic,ext4
+# API, a soft dependency modules.dep does not list); virtio_rng feeds the
+# kernel's entropy pool on the emulated board.
+IMAGE_EXTRA_MODULES ?= crc32c_generic,ext4,virtio_rng
 IMAGE_FLAGS         ?=
 IMAGE_DIR           := $(OUT)/$(BOARD)
 

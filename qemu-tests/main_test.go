@@ -79,4 +79,3 @@ func sharedBoard(t *testing.T) *board.Board {
 	})
 	return shared.b
 }
-

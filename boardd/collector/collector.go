@@ -242,9 +242,15 @@ func (c *Collector) Step(ctx context.Context) {
 	// sees its state, and nothing acts on an event that could be lost.
 	c.publish(start, now)
 	for _, ev := range evs {
-		if _, err := c.o.Emitter.Emit(ev); err != nil {
+		stored, err := c.o.Emitter.Emit(ev)
+		if err != nil {
 			c.log.Error("event not persisted", "err", err, "source", ev.Source)
 		}
+		level := slog.LevelInfo
+		if ev.To == health.Critical || ev.To == health.Unavailable {
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, ev.Message, "event", stored.Seq, "kind", ev.Kind, "source", ev.Source)
 	}
 }
 

@@ -298,6 +298,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	rf, err := redfish.New(redfish.Options{
 		Store: d.store, Events: d.elog, Bus: d.bus, SEL: d.aux, Config: d.cfg, Auth: accounts,
 		Logger: d.log, Mounts: d.mounts, Extra: d.trees, Version: d.o.Version, HTTPSPort: port,
+		StateDir: d.o.StateDir,
 	})
 	if err != nil {
 		ln.Close()
@@ -375,13 +376,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	var runErr error
+	why := "boardd stopping."
 	select {
 	case <-ctx.Done():
 		d.log.Info("shutting down")
 	case runErr = <-errc:
 		d.log.Error("a part of boardd failed: shutting down", "err", runErr)
+		why = "boardd stopping: " + runErr.Error() + "."
 	}
 	cancel()
+	if _, err := d.emit.Emit(events.Event{
+		Kind: events.KindService, Source: "boardd", Severity: health.OK, From: health.OK, To: health.OK,
+		Message:   why,
+		MessageID: "ResourceEvent.1.4.ResourceStateChanged", MessageArgs: []string{"boardd", "Disabled"},
+		Origin: "/redfish/v1/Managers/boardd",
+	}); err != nil {
+		d.log.Error("event log", "err", err)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	rf.Close() // ends SSE streams first, so Shutdown does not wait on them

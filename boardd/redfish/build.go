@@ -3,7 +3,6 @@ package redfish
 import (
 	"crypto/sha1"
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -964,6 +963,3 @@ func buildSEL(t map[string]obj, in buildInput) {
 	}
 	t[base+"/Entries"] = collection(tLogEntryColl, base+"/Entries", "SEL entries", uris)
 }
-
-// escapeSegment is used when a client-supplied id is echoed in a URI.
-func escapeSegment(s string) string { return url.PathEscape(s) }

@@ -62,6 +62,15 @@ func TestRedfishtool(t *testing.T) {
 	if !strings.Contains(mustJSON(ch), `"/redfish/v1/Chassis/blade1/Sensors"`) {
 		t.Fatalf("redfishtool Chassis get: %v", ch)
 	}
+	// Session authentication: redfishtool logs in (POST Sessions, uses
+	// X-Auth-Token) and logs out (DELETE) around the request.
+	sess := redfishtool(t, srv, "-A", "Session", "raw", "GET", "/redfish/v1/Managers/boardd/LogServices/EventLog")
+	if sess["LogEntryType"] != "Event" {
+		t.Fatalf("redfishtool with a session: %v", sess)
+	}
+	if n := len(srv.Auth.Sessions()); n != 0 {
+		t.Errorf("redfishtool left %d sessions open (logout failed)", n)
+	}
 	root := redfishtool(t, srv, "root")
 	if root["RedfishVersion"] == nil {
 		t.Fatalf("redfishtool root: %v", root)

@@ -2,7 +2,6 @@ package redfish_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -348,5 +347,3 @@ func validateEvent(t testing.TB, v *validator, data []byte) {
 		t.Errorf("event payload: %v\n%s", err, data)
 	}
 }
-
-var _ = json.Marshal

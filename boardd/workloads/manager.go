@@ -324,7 +324,7 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Info, bool, error) {
 		w.gen++
 		poke(w)
 		if changed {
-			m.event(w.name, health.OK, fmt.Sprintf("workload %s updated (image %s, priority %s): its container is recreated", s.Name, s.Image, s.Priority), "updated", nil)
+			m.wevent(w, health.OK, fmt.Sprintf("workload %s updated (image %s, priority %s): its container is recreated", s.Name, s.Image, s.Priority), "updated", nil)
 		}
 		return m.infoLocked(w), false, nil
 	}
@@ -333,7 +333,7 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Info, bool, error) {
 	if m.ctx != nil && m.ctx.Err() == nil {
 		m.startWorker(m.ctx, &m.wg, w)
 	}
-	m.event(w.name, health.OK, fmt.Sprintf("workload %s applied (image %s, priority %s)", s.Name, s.Image, s.Priority), "applied", nil)
+	m.wevent(w, health.OK, fmt.Sprintf("workload %s applied (image %s, priority %s)", s.Name, s.Image, s.Priority), "applied", nil)
 	return m.infoLocked(w), true, nil
 }
 
@@ -622,6 +622,24 @@ func (m *Manager) save(st persisted) error {
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
 	return saveState(m.opt.StateDir, st)
+}
+
+// wevent is event for a workload: the message also goes to the
+// workload's log as a "podos" line, so its log tells its story.
+func (m *Manager) wevent(w *workload, sev health.State, msg, action string, data map[string]string) {
+	w.logs.Add("podos", msg)
+	m.event(w.name, sev, msg, action, data)
+}
+
+// workloadEvent is wevent by name (no lock held by the caller).
+func (m *Manager) workloadEvent(name string, sev health.State, msg, action string, data map[string]string) {
+	m.mu.Lock()
+	w := m.ws[name]
+	m.mu.Unlock()
+	if w != nil {
+		w.logs.Add("podos", msg)
+	}
+	m.event(name, sev, msg, action, data)
 }
 
 // event persists and publishes a workload event.

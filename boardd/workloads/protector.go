@@ -217,7 +217,7 @@ func (p *Protector) Evaluate(ctx context.Context) time.Duration {
 			p.log.Error("protect workload", "workload", s.Name, "to", s.To.Mode, "err", err)
 			continue
 		}
-		m.event(s.Name, stepSeverity(s), stepMessage(s, p.hold), "protect-"+s.To.Mode.String(),
+		m.workloadEvent(s.Name, stepSeverity(s), stepMessage(s, p.hold), "protect-"+s.To.Mode.String(),
 			map[string]string{"from": s.From.Mode.String(), "to": s.To.Mode.String(), "reason": s.To.Reason, "priority": s.Priority})
 	}
 	next := time.Second

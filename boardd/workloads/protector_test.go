@@ -23,7 +23,9 @@ func TestProtectorInputs(t *testing.T) {
 	ctx := context.Background()
 	m.Apply(ctx, workloads.Spec{Name: "batch", Image: "demo", Priority: "sheddable"})
 	m.Apply(ctx, workloads.Spec{Name: "web", Image: "demo", Priority: "normal", CPU: 1})
-	waitFor(t, "running", func() bool { return rt.State("batch") == workloads.TaskRunning && rt.State("web") == workloads.TaskRunning })
+	waitFor(t, "running", func() bool {
+		return rt.State("batch") == workloads.TaskRunning && rt.State("web") == workloads.TaskRunning
+	})
 
 	store := snapshot.NewStore()
 	snap := &snapshot.Snapshot{Subsystems: map[health.Subsystem]snapshot.Rollup{}, Sensors: []snapshot.Sensor{

@@ -82,7 +82,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 			delete(m.ws, w.name)
 		}
 		m.mu.Unlock()
-		m.event(w.name, health.OK, fmt.Sprintf("workload %s removed", w.name), "removed", nil)
+		m.wevent(w, health.OK, fmt.Sprintf("workload %s removed", w.name), "removed", nil)
 		return nil
 	}
 	if r.finished && gen != r.gen {
@@ -124,7 +124,7 @@ func (r *runner) step(ctx context.Context) waitFn {
 				return r.sleep(m.opt.Poll)
 			}
 			if prot.Mode == ModeStopped {
-				m.event(w.name, health.Warning, fmt.Sprintf("workload %s stopped: %s", w.name, prot.Reason), "stopped", map[string]string{"reason": prot.Reason})
+				m.wevent(w, health.Warning, fmt.Sprintf("workload %s stopped: %s", w.name, prot.Reason), "stopped", map[string]string{"reason": prot.Reason})
 			} else {
 				m.log.Info("workload task replaced", "workload", w.name, "why", why)
 			}
@@ -238,9 +238,9 @@ func (r *runner) start(ctx context.Context, spec Spec, prot Protection) waitFn {
 	r.live = true
 	r.setState(StateRunning, "", func(i *Info) { i.StartedAt = &now; i.NextStart = nil; i.ExitCode = nil })
 	if restarts > 0 {
-		m.event(w.name, health.OK, fmt.Sprintf("workload %s restarted (restart %d)", w.name, restarts), "restarted", nil)
+		m.wevent(w, health.OK, fmt.Sprintf("workload %s restarted (restart %d)", w.name, restarts), "restarted", nil)
 	} else {
-		m.event(w.name, health.OK, fmt.Sprintf("workload %s started", w.name), "started", nil)
+		m.wevent(w, health.OK, fmt.Sprintf("workload %s started", w.name), "started", nil)
 	}
 	return r.sleep(0)
 }
@@ -251,7 +251,7 @@ func (r *runner) failed(msg string) waitFn {
 	d := r.backoff()
 	r.next = m.opt.Now().Add(d)
 	r.pending = true
-	m.event(r.w.name, health.Warning, fmt.Sprintf("workload %s failed: %s; retrying in %s", r.w.name, msg, d.Round(time.Millisecond)), "failed", nil)
+	m.wevent(r.w, health.Warning, fmt.Sprintf("workload %s failed: %s; retrying in %s", r.w.name, msg, d.Round(time.Millisecond)), "failed", nil)
 	r.setState(StateFailed, msg, nil)
 	return r.sleep(d)
 }
@@ -292,7 +292,7 @@ func (r *runner) exited(ctx context.Context, spec Spec, st Status) waitFn {
 			state = StateFailed
 		}
 		r.setState(state, "", func(i *Info) { c := code; i.ExitCode = &c; i.NextStart = nil })
-		m.event(w.name, sev, fmt.Sprintf("workload %s exited with code %d; restart policy %s: not restarted", w.name, code, spec.Restart), "exited", map[string]string{"exit_code": fmt.Sprint(code)})
+		m.wevent(w, sev, fmt.Sprintf("workload %s exited with code %d; restart policy %s: not restarted", w.name, code, spec.Restart), "exited", map[string]string{"exit_code": fmt.Sprint(code)})
 		return r.sleep(0)
 	}
 	d := r.backoff()
@@ -300,7 +300,7 @@ func (r *runner) exited(ctx context.Context, spec Spec, st Status) waitFn {
 	r.pending = true
 	next := r.next
 	r.setState(StateRestarting, "", func(i *Info) { c := code; i.ExitCode = &c; i.NextStart = &next })
-	m.event(w.name, sev, fmt.Sprintf("workload %s exited with code %d; restarting in %s", w.name, code, d.Round(time.Millisecond)), "exited", map[string]string{"exit_code": fmt.Sprint(code)})
+	m.wevent(w, sev, fmt.Sprintf("workload %s exited with code %d; restarting in %s", w.name, code, d.Round(time.Millisecond)), "exited", map[string]string{"exit_code": fmt.Sprint(code)})
 	return r.sleep(0)
 }
 

@@ -53,6 +53,7 @@ type Fabric struct {
 	store  *snapshot.Store
 	emit   *events.Emitter
 	log    *slog.Logger
+	rollup snapshot.Rollup // ours, kept across other writers' swaps (Run's goroutine only)
 }
 
 // New builds the wiring without a daemon (tests, other hosts).
@@ -94,8 +95,18 @@ func (f *Fabric) Run(ctx context.Context) error {
 				}
 			}
 		case <-changed:
-			if t := f.Source.Topology(); t != nil && f.store.Load().Fabric != t {
-				f.publish(t, f.Source.Findings())
+			// Another writer (the collector) swapped in a snapshot built
+			// before ours, or rebuilt the subsystem roll-ups without
+			// Fabric: put ours back.
+			t := f.Source.Topology()
+			if t == nil {
+				continue
+			}
+			s, fs := f.store.Load(), f.Source.Findings()
+			st, why := fabric.Rollup(fs)
+			r, ok := s.Subsystems[health.Fabric]
+			if s.Fabric != t || (ok && (r.State != st || r.Reason != why)) || (!ok && st != health.OK) {
+				f.publish(t, fs)
 			}
 		}
 	}
@@ -115,12 +126,11 @@ func (f *Fabric) publish(t *fabric.Topology, fs []fabric.Finding) {
 		subs[k] = v
 	}
 	st, why := fabric.Rollup(fs)
-	r := subs[health.Fabric]
-	if r.State != st || r.Since.IsZero() {
-		r.Since = n.Time
+	if f.rollup.State != st || f.rollup.Since.IsZero() {
+		f.rollup.Since = n.Time
 	}
-	r.State, r.Reason = st, why
-	subs[health.Fabric] = r
+	f.rollup.State, f.rollup.Reason = st, why
+	subs[health.Fabric] = f.rollup
 	n.Subsystems = subs
 	f.store.Swap(n)
 }

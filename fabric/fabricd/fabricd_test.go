@@ -109,6 +109,15 @@ func TestWiring(t *testing.T) {
 		s := store.Load()
 		return s.Fabric.Device("0000:04:00.0") == nil && s.Subsystems[health.Fabric].State == health.Critical
 	})
+	// The collector rebuilds roll-ups without Fabric: it comes back.
+	n = *store.Load()
+	n.Subsystems = map[health.Subsystem]snapshot.Rollup{health.Power: {State: health.OK}}
+	n.Seq++
+	store.Swap(&n)
+	waitFor(t, "the fabric roll-up republished", func() bool {
+		s := store.Load()
+		return s.Subsystems[health.Fabric].State == health.Critical && s.Subsystems[health.Power].State == health.OK
+	})
 	if evs, _ := log.List(0, 100); len(evs) < 2 {
 		t.Errorf("%d events persisted", len(evs))
 	}

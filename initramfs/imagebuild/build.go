@@ -138,7 +138,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	cmds := URootCommands
 	if o.Bare {
-		cmds = []string{"init", "gosh", "echo", "ls", "cat"}
+		cmds = []string{"init", "gosh", "dmesg", "echo", "ls", "cat"}
 	}
 	base, err := baseArchive(ctx, o, cmds, goVersion, urootVersion)
 	if err != nil {
@@ -153,8 +153,9 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	delete(tree.recs, "etc/resolv.conf")
 	var modules []string
 	if o.Bare {
-		tree.Add(cpio.Symlink("bin/uinit", "../bbin/echo"))
-		tree.File("etc/uinit.flags", []byte("bare-uroot-ready\n"), 0o444)
+		// The baseline's uinit prints the kernel log (unpack timings)
+		// and returns to u-root's shell.
+		tree.Add(cpio.Symlink("bin/uinit", "../bbin/dmesg"))
 	} else {
 		if modules, err = addPodos(ctx, tree, o, cfg, cfgBytes, rel); err != nil {
 			return nil, err

@@ -236,6 +236,10 @@ func (b *Board) qemuArgs(serialPort int) ([]string, error) {
 	a := []string{
 		"-name", "podos-" + b.cfg.Board.ID,
 		"-machine", "q35", "-accel", "tcg", "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
+		// -cpu max gives the guest RDRAND under TCG: the kernel trusts it
+		// and its CRNG is ready at once. With qemu64 getrandom() can block
+		// for minutes early in boot (seen: DHCP and TLS stalled).
+		"-cpu", "max", "-device", "virtio-rng-pci,id=rng0",
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-kernel", filepath.Join(b.opts.ImageDir, "vmlinuz"), "-initrd", img, "-append", cmdline,
 		"-chardev", "socket,id=ser0,path=" + b.serialSock() + ",server=on,wait=off,logfile=" + b.SerialLog() + ",logappend=on",

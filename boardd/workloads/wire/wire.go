@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"time"
@@ -32,6 +33,8 @@ type Options struct {
 	// (default /run/podos/containerd: tmpfs on the board; keep it short,
 	// the socket path must fit 100 bytes).
 	ContainerdDir string
+	// ContainerdOutput receives containerd's own log (default stderr).
+	ContainerdOutput io.Writer
 	// Disabled skips everything (a board without workloads).
 	Disabled bool
 }
@@ -65,7 +68,7 @@ func Plug(o Options) daemon.Plug {
 		if dir == "" {
 			dir = "/run/podos/containerd"
 		}
-		cd, err := ctrd.NewDaemon(ctrd.DaemonConfig{BinDir: o.BinDir, Dir: dir, Logger: log})
+		cd, err := ctrd.NewDaemon(ctrd.DaemonConfig{BinDir: o.BinDir, Dir: dir, Output: o.ContainerdOutput, Logger: log})
 		if err != nil {
 			return nil, err
 		}

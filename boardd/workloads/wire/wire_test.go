@@ -84,7 +84,7 @@ func TestDaemonRunsAndProtectsWorkloads(t *testing.T) {
 		BMCURL: "ipmi+lan://admin:pw@127.0.0.1:1", Dial: func(context.Context, string, dial.Options) (bmc.Client, error) { return stubBMC{}, nil },
 		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", StateDir: state, Config: cfg, AdminPasswordFile: pw,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Plugs:  []daemon.Plug{wire.Plug(wire.Options{BinDir: bins, ContainerdDir: ctrdDir})},
+		Plugs:  []daemon.Plug{wire.Plug(wire.Options{BinDir: bins, ContainerdDir: ctrdDir, ContainerdOutput: io.Discard})},
 	})
 	if err != nil {
 		t.Fatal(err)

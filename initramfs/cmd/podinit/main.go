@@ -79,7 +79,24 @@ func run(ctx context.Context, log *slog.Logger, shell bool, logMax int64, consol
 	step("clock", func() error { return floorClock(log, buildEpoch) })
 	// The network comes up beside boardd (which listens on all addresses):
 	// DHCP under emulation takes a while and nothing before boardd needs it.
-	go step("network", func() error { return setupNetwork(ctx, log, boot.Network) })
+	// It is retried until it works: a board without its management
+	// network is unreachable.
+	go func() {
+		for delay := 2 * time.Second; ; delay = min(2*delay, time.Minute) {
+			s := time.Now()
+			err := setupNetwork(ctx, log, boot.Network)
+			if err == nil {
+				log.Info("network done", "took", time.Since(s).Round(time.Millisecond))
+				return
+			}
+			log.Error("network failed; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
 	log.Info("early boot done", "took", time.Since(t0).Round(time.Millisecond))
 	fmt.Fprintln(os.Stderr, "podinit: early boot done") // marker for tests and benchmarks
 

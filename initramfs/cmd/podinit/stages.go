@@ -331,7 +331,7 @@ func setupNetwork(ctx context.Context, log *slog.Logger, n boardconfig.Network) 
 		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		results := dhclient.SendRequests(ctx, []netlink.Link{link}, true, false,
-			dhclient.Config{Timeout: 5 * time.Second, Retries: 5}, 20*time.Second)
+			dhclient.Config{Timeout: 5 * time.Second, Retries: 5, LogLevel: dhclient.LogSummary}, 20*time.Second)
 		var errs []error
 		for r := range results {
 			if r.Err != nil {

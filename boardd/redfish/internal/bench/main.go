@@ -96,11 +96,21 @@ func run(cfgPath, out string, dur time.Duration, conns int) error {
 	}
 	defer stop2()
 
-	pr := load(plainURL+path, user, pw, conns, dur, len(body))
-	sr := load(svcURL+path, user, pw, conns, dur, len(body))
-	if sr.err != nil || pr.err != nil {
-		return errors.Join(sr.err, pr.err)
+	// Alternate short rounds of each target so that a change in the
+	// machine's load (other jobs on a shared CI box) hits both alike.
+	const rounds = 5
+	var pr, sr result
+	for range rounds {
+		p := load(plainURL+path, user, pw, conns, dur/rounds, len(body))
+		q := load(svcURL+path, user, pw, conns, dur/rounds, len(body))
+		if p.err != nil || q.err != nil {
+			return errors.Join(p.err, q.err)
+		}
+		pr.add(p)
+		sr.add(q)
 	}
+	pr.finish()
+	sr.finish()
 	ratio := sr.rps / pr.rps
 	p99 := float64(sr.p99) / float64(time.Millisecond)
 	pp99 := float64(pr.p99) / float64(time.Millisecond)
@@ -167,9 +177,24 @@ func fetch(c *http.Client, url, user, pw string) ([]byte, error) {
 }
 
 type result struct {
-	rps float64
-	p99 time.Duration
-	err error
+	rps  float64
+	p99  time.Duration
+	err  error
+	n    int64
+	secs float64
+	lats []time.Duration
+}
+
+func (r *result) add(o result) {
+	r.n += o.n
+	r.secs += o.secs
+	r.lats = append(r.lats, o.lats...)
+}
+
+func (r *result) finish() {
+	slices.Sort(r.lats)
+	r.rps = float64(r.n) / r.secs
+	r.p99 = r.lats[len(r.lats)*99/100]
 }
 
 // load runs conns workers, each on its own keep-alive connection, for a
@@ -227,6 +252,5 @@ func load(url, user, pw string, conns int, dur time.Duration, size int) result {
 	if len(all) == 0 {
 		return result{err: errors.New("no requests completed")}
 	}
-	slices.Sort(all)
-	return result{rps: float64(count.Load()) / elapsed.Seconds(), p99: all[len(all)*99/100]}
+	return result{n: count.Load(), secs: elapsed.Seconds(), lats: all}
 }

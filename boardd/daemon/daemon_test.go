@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -371,4 +372,40 @@ func grep(b []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestColdStartWithoutBMC: the BMC is not there when boardd starts; boardd
+// serves anyway and connects by itself once it appears.
+func TestColdStartWithoutBMC(t *testing.T) {
+	cfg := emulatedConfig(t)
+	port, err := freeUDP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("ipmi+lan://%s:%s@127.0.0.1:%d", ipmisim.User, ipmisim.Password, port)
+	r := startDaemon(t, Options{BMCURL: url, Config: cfg, Interval: testInterval})
+	s := waitSnap(t, r.d.Store(), 90*time.Second, "BMC down", func(s *snapshot.Snapshot) bool { return s.Seq > 0 && !s.BMC.Up })
+	if s.BMC.Err == "" || s.Health.State != health.Critical || s.BMC.Transport != "lan" {
+		t.Errorf("without a BMC: %+v %+v", s.BMC, s.Health)
+	}
+	if code, body := httpGet(t, "http://"+r.d.MetricsAddr()+"/metrics"); code != 200 || !bytes.Contains(body, []byte(`boardd_bmc_up{transport="lan"} 0`)) {
+		t.Errorf("metrics without a BMC: %d\n%s", code, grep(body, "boardd_bmc_up"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := ipmisim.Start(ctx, t, cfg, ipmisim.Options{Dir: t.TempDir(), LANPort: port}); err != nil {
+		t.Fatal(err)
+	}
+	waitSnap(t, r.d.Store(), 120*time.Second, "connected", func(s *snapshot.Snapshot) bool {
+		return s.BMC.Up && len(s.Sensors) == len(cfg.Sensors) && s.Health.State == health.OK
+	})
+}
+
+func freeUDP() (int, error) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }

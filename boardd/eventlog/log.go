@@ -273,7 +273,8 @@ func (l *Log) rotateFor(n int64, seq uint64) error {
 }
 
 // List returns up to limit events with Seq > after, oldest first; limit
-// <= 0 means all of them.
+// <= 0 means all of them. The events share their Data maps and
+// MessageArgs with the log: treat them as read-only.
 func (l *Log) List(after uint64, limit int) ([]events.Event, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

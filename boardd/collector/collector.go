@@ -31,12 +31,11 @@ import (
 // Clock tells the time; tests inject a fake one and drive Step.
 type Clock interface{ Now() time.Time }
 
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // SystemClock is the wall clock.
-var SystemClock Clock = systemClock{}
+type SystemClock struct{}
+
+// Now implements Clock.
+func (SystemClock) Now() time.Time { return time.Now() }
 
 // DialFunc opens a new client to the BMC (dial.Open bound to its URL).
 type DialFunc func(ctx context.Context) (bmc.Client, error)
@@ -154,7 +153,7 @@ func New(o Options) (*Collector, error) {
 		o.MaxBackoff = o.MinBackoff
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock
+		o.Clock = SystemClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -148,7 +148,7 @@ func New(o Options) (*Daemon, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = collector.SystemClock
+		o.Clock = collector.SystemClock{}
 	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)

@@ -27,9 +27,22 @@ import (
 // the previous state, data 3 the subsystem (see SubsystemCode).
 const EventType = 0x70
 
-// SubsystemCode is event data 3 for each subsystem.
-var SubsystemCode = map[health.Subsystem]byte{
-	health.Power: 1, health.Thermal: 2, health.Cooling: 3, health.Fuses: 4, health.Fabric: 5, health.Other: 0xff,
+// SubsystemCode is event data 3 for a subsystem: Power 1, Thermal 2,
+// Cooling 3, Fuses 4, Fabric 5, anything else 0xff.
+func SubsystemCode(sub health.Subsystem) byte {
+	switch sub {
+	case health.Power:
+		return 1
+	case health.Thermal:
+		return 2
+	case health.Cooling:
+		return 3
+	case health.Fuses:
+		return 4
+	case health.Fabric:
+		return 5
+	}
+	return 0xff
 }
 
 // Record turns a sensor event into the SEL record boardd writes. ok is
@@ -50,10 +63,7 @@ func Record(ev events.Event) (bmc.SELEvent, bool) {
 	if err1 != nil || err2 != nil || typ == 0 {
 		return bmc.SELEvent{}, false
 	}
-	sub, ok := SubsystemCode[health.Subsystem(ev.Data["subsystem"])]
-	if !ok {
-		sub = 0xff
-	}
+	sub := SubsystemCode(health.Subsystem(ev.Data["subsystem"]))
 	return bmc.SELEvent{
 		SensorType:   uint8(typ),
 		SensorNumber: uint8(num),

@@ -8,7 +8,6 @@ import (
 	"io"
 	"path"
 	"sort"
-	"strings"
 
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/uio/uio"
@@ -124,31 +123,31 @@ func ReadCPIO(data []byte) (*Tree, error) {
 		rest = bytes.TrimLeft(rest, "\x00")
 		br := bytes.NewReader(rest)
 		rr := cpio.Newc.Reader(br)
+		// The reader ends (io.EOF) at the trailer record without returning
+		// it: the trailer starts where the last record's content ends.
+		last := 0
 		end := 0
 		for {
 			r, err := rr.ReadRecord()
 			if err == io.EOF {
-				return nil, fmt.Errorf("cpio archive without trailer")
+				const trailer = "TRAILER!!!\x00"
+				if last+110+len(trailer) > len(rest) || string(rest[last:last+6]) != "070701" ||
+					string(rest[last+110:last+110+len(trailer)]) != trailer {
+					return nil, fmt.Errorf("cpio archive without trailer")
+				}
+				end = last + align4(110+len(trailer))
+				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("read cpio: %w", err)
 			}
-			if r.Name == "TRAILER!!!" {
-				// The record reader reads headers from the start of rest;
-				// the trailer ends at the next 4-byte boundary after its
-				// name: 110 header bytes + "TRAILER!!!\0" padded.
-				end = int(r.RecPos) + align4(110+len("TRAILER!!!")+1)
-				break
-			}
+			last = align4(int(r.FilePos) + int(r.FileSize))
 			if r.Mode&cpio.S_IFMT == cpio.S_IFREG || r.Mode&cpio.S_IFMT == cpio.S_IFLNK {
 				b, err := io.ReadAll(uio.Reader(r))
 				if err != nil {
 					return nil, fmt.Errorf("read %s: %w", r.Name, err)
 				}
 				r = cpio.StaticRecord(b, r.Info)
-			}
-			if strings.HasPrefix(r.Name, "/") || r.Name == "." {
-				r.Name = cpio.Normalize(r.Name)
 			}
 			t.Add(r)
 		}

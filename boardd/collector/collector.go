@@ -572,7 +572,7 @@ func (c *Collector) rollups(bmcErr error, now time.Time, evs []events.Event) []e
 		c.owned[sub] = true
 	}
 	// Subsystems other sources publish (the fabric's) count in the board.
-	for sub, r := range c.foreign() {
+	for sub, r := range c.foreign(c.o.Store.Load()) {
 		members = append(members, health.Member{Name: string(sub), State: r.State, Reason: r.Reason})
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
@@ -626,8 +626,7 @@ func (c *Collector) subsystemOrigin(sub health.Subsystem) string {
 
 // foreign returns the subsystems of the current snapshot that another
 // source (the fabric watcher) publishes.
-func (c *Collector) foreign() map[health.Subsystem]snapshot.Rollup {
-	cur := c.o.Store.Load()
+func (c *Collector) foreign(cur *snapshot.Snapshot) map[health.Subsystem]snapshot.Rollup {
 	if cur == nil {
 		return nil
 	}
@@ -646,7 +645,10 @@ func (c *Collector) foreign() map[health.Subsystem]snapshot.Rollup {
 // publish builds the new snapshot and swaps it in. Fields and subsystems
 // that other sources own are carried over from the current snapshot.
 func (c *Collector) publish(start, now time.Time) {
-	cur := c.o.Store.Load()
+	c.o.Store.Update(func(cur *snapshot.Snapshot) *snapshot.Snapshot { return c.build(cur, start, now) })
+}
+
+func (c *Collector) build(cur *snapshot.Snapshot, start, now time.Time) *snapshot.Snapshot {
 	n := &snapshot.Snapshot{}
 	if cur != nil {
 		*n = *cur // keep fields other sources own
@@ -666,7 +668,7 @@ func (c *Collector) publish(start, now time.Time) {
 		}
 	}
 	n.Sensors = sensors
-	foreign := c.foreign()
+	foreign := c.foreign(cur)
 	subs := make(map[health.Subsystem]snapshot.Rollup, len(c.subs)+len(foreign))
 	for k, v := range foreign {
 		subs[k] = v
@@ -677,5 +679,5 @@ func (c *Collector) publish(start, now time.Time) {
 	n.Subsystems = subs
 	n.Health = c.board
 	n.CollectDuration = now.Sub(start)
-	c.o.Store.Swap(n)
+	return n
 }

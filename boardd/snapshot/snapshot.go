@@ -78,6 +78,10 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{}
+
+	// wmu serialises writers (the collector, the fabric source) so that
+	// none builds on a snapshot another is replacing at the same moment.
+	wmu sync.Mutex
 }
 
 // NewStore returns a store holding an empty snapshot.
@@ -97,6 +101,18 @@ func (s *Store) Swap(n *Snapshot) {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// Update builds a new snapshot from the current one and publishes it,
+// atomically with respect to other Update calls: concurrent sources each
+// see the other's latest fields. build must not block; it returns nil to
+// publish nothing.
+func (s *Store) Update(build func(cur *Snapshot) *Snapshot) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if n := build(s.cur.Load()); n != nil {
+		s.Swap(n)
+	}
 }
 
 // Changed returns a channel closed at the next Swap.

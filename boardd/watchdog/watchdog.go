@@ -16,6 +16,7 @@ import (
 	"time"
 
 	uwd "github.com/u-root/u-root/pkg/watchdog"
+	"golang.org/x/sys/unix"
 )
 
 // Device is an open watchdog device.
@@ -38,7 +39,24 @@ func OpenDevice(path string) (Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open watchdog %s: %w", path, err)
 	}
-	return w, nil
+	return &linuxDevice{w}, nil
+}
+
+// linuxDevice is u-root's watchdog with a correct SetTimeout: u-root
+// v0.16.0 passes a pointer to the time.Duration (nanoseconds, int64) to
+// WDIOC_SETTIMEOUT, which takes an int of seconds, so every timeout is
+// refused with EINVAL.
+type linuxDevice struct{ *uwd.Watchdog }
+
+func (d *linuxDevice) SetTimeout(timeout time.Duration) error {
+	secs := int(timeout / time.Second)
+	if time.Duration(secs)*time.Second != timeout {
+		return fmt.Errorf("watchdog timeout %v is not a whole number of seconds", timeout)
+	}
+	if err := unix.IoctlSetPointerInt(int(d.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Config configures Run.

@@ -113,7 +113,10 @@ func (f *Fabric) Run(ctx context.Context) error {
 }
 
 func (f *Fabric) publish(t *fabric.Topology, fs []fabric.Finding) {
-	cur := f.store.Load()
+	f.store.Update(func(cur *snapshot.Snapshot) *snapshot.Snapshot { return f.build(cur, t, fs) })
+}
+
+func (f *Fabric) build(cur *snapshot.Snapshot, t *fabric.Topology, fs []fabric.Finding) *snapshot.Snapshot {
 	n := &snapshot.Snapshot{}
 	if cur != nil {
 		*n = *cur
@@ -132,7 +135,7 @@ func (f *Fabric) publish(t *fabric.Topology, fs []fabric.Finding) {
 	f.rollup.State, f.rollup.Reason = st, why
 	subs[health.Fabric] = f.rollup
 	n.Subsystems = subs
-	f.store.Swap(n)
+	return n
 }
 
 func (f *Fabric) view(t *fabric.Topology) redfishview.View {

@@ -102,6 +102,9 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if o.Compression == "" {
 		o.Compression = "lz4"
 	}
+	if o.Compression != "none" && CompressionSuffix(o.Compression) == "" {
+		return nil, fmt.Errorf("compression %q: want lz4, zstd, xz, gzip or none", o.Compression)
+	}
 	if o.ModulesDir == "" {
 		o.ModulesDir = filepath.Join("/lib/modules", KernelRelease(o.KernelPath))
 	}

@@ -239,7 +239,7 @@ func (b *Board) qemuArgs(serialPort int) ([]string, error) {
 		// -cpu max gives the guest RDRAND under TCG: the kernel trusts it
 		// and its CRNG is ready at once. With qemu64 getrandom() can block
 		// for minutes early in boot (seen: DHCP and TLS stalled).
-		"-cpu", "max", "-device", "virtio-rng-pci,id=rng0",
+		"-cpu", "max",
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-kernel", filepath.Join(b.opts.ImageDir, "vmlinuz"), "-initrd", img, "-append", cmdline,
 		"-chardev", "socket,id=ser0,path=" + b.serialSock() + ",server=on,wait=off,logfile=" + b.SerialLog() + ",logappend=on",
@@ -252,10 +252,17 @@ func (b *Board) qemuArgs(serialPort int) ([]string, error) {
 		// TPM: a fresh swtpm per boot (started by the wrapper).
 		"-chardev", "socket,id=chrtpm,path=" + b.tpmSock(), "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 		"-device", "tpm-crb,tpmdev=tpm0",
-		"-device", "i6300esb,id=wdt0",
-		// Management network: no outside access, two ports forwarded.
+		// Root-bus slots are pinned so that the board's PCIe topology gets
+		// the addresses its config expects (the first root port at
+		// 00:03.0, as in EMULATED-BOARD.md).
+		"-device", "i6300esb,id=wdt0,addr=0x2",
+	}
+	// Management network (no outside access, two ports forwarded) and
+	// an entropy source, at fixed slots after the board's devices.
+	tail := []string{
 		"-netdev", fmt.Sprintf("user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:%d-:8443,hostfwd=tcp:127.0.0.1:%d-:9102", b.redfishPort, b.metricsPort),
-		"-device", "virtio-net-pci,netdev=mgmt,id=mgmt0",
+		"-device", "virtio-net-pci,netdev=mgmt,id=mgmt0,addr=0x10",
+		"-device", "virtio-rng-pci,id=rng0,addr=0x11",
 	}
 	disk := false
 	for _, d := range em.PCIe {
@@ -283,7 +290,7 @@ func (b *Board) qemuArgs(serialPort int) ([]string, error) {
 		}
 		a = append(a, "-device", dev)
 	}
-	return a, nil
+	return append(a, tail...), nil
 }
 
 func (b *Board) serialSock() string { return filepath.Join(b.dir, "serial.sock") }

@@ -371,7 +371,7 @@ func TestSessionsAndAccounts(t *testing.T) {
 // retries, and SubmitTestEvent.
 func TestEvents(t *testing.T) {
 	srv := redfishtest.Start(t, redfishtest.Options{})
-	v := newValidator()
+	v := newValidator(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

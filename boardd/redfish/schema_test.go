@@ -2,136 +2,27 @@ package redfish_test
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"podos.dev/podos/bmc"
 	"podos.dev/podos/boardd/events"
 	"podos.dev/podos/boardd/health"
 	"podos.dev/podos/boardd/redfish/redfishtest"
+	"podos.dev/podos/internal/redfishschema"
 )
 
-const schemaBase = "http://redfish.dmtf.org/schemas/v1/"
-
-// localLoader resolves DMTF schema URIs to the copies in
-// testdata/json-schema; anything else is an error (tests never go online).
-type localLoader struct {
-	mu    sync.Mutex
-	used  map[string]bool
-	sword map[string]map[string]any
-}
-
-func (l *localLoader) Load(url string) (any, error) {
-	if strings.HasPrefix(url, "http://redfish.dmtf.org/schemas/swordfish/v1/") {
-		// SNIA Swordfish storage schemas are referenced by navigation
-		// properties boardd never serves (a service with storage would
-		// need them); they are not in DMTF's bundle, so they accept
-		// anything here. A resource using them would still fail: its own
-		// @odata.type must resolve to a DMTF schema.
-		return l.swordfishStub(url)
-	}
-	name, ok := strings.CutPrefix(url, schemaBase)
-	if !ok {
-		return nil, fmt.Errorf("schema %s is not a DMTF schema URI", url)
-	}
-	l.mu.Lock()
-	l.used[name] = true
-	l.mu.Unlock()
-	f, err := os.Open(filepath.Join("testdata", "json-schema", filepath.Base(name)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jsonschema.UnmarshalJSON(f)
-}
-
-var swordfishRef = regexp.MustCompile(`"(http://redfish\.dmtf\.org/schemas/swordfish/v1/[A-Za-z0-9_.]+\.json)#/definitions/([A-Za-z0-9_]+)"`)
-
-// swordfishStub is a schema whose definitions are every one the local
-// DMTF schemas reference in that Swordfish file, each accepting anything.
-func (l *localLoader) swordfishStub(url string) (any, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.sword == nil {
-		l.sword = map[string]map[string]any{}
-		files, err := filepath.Glob(filepath.Join("testdata", "json-schema", "*.json"))
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			for _, m := range swordfishRef.FindAllStringSubmatch(string(b), -1) {
-				if l.sword[m[1]] == nil {
-					l.sword[m[1]] = map[string]any{}
-				}
-				l.sword[m[1]][m[2]] = map[string]any{}
-			}
-		}
-	}
-	return map[string]any{"$id": url, "definitions": l.sword[url]}, nil
-}
-
-type validator struct {
-	c      *jsonschema.Compiler
-	loader *localLoader
-	mu     sync.Mutex
-	cache  map[string]*jsonschema.Schema
-}
-
-func newValidator() *validator {
-	l := &localLoader{used: map[string]bool{}}
-	c := jsonschema.NewCompiler()
-	c.UseLoader(l)
-	return &validator{c: c, loader: l, cache: map[string]*jsonschema.Schema{}}
-}
-
-// schemaFor maps an @odata.type ("#Sensor.v1_12_0.Sensor",
-// "#SensorCollection.SensorCollection") to its schema definition.
-func schemaFor(odataType string) (string, error) {
-	parts := strings.Split(strings.TrimPrefix(odataType, "#"), ".")
-	switch len(parts) {
-	case 3:
-		return schemaBase + parts[0] + "." + parts[1] + ".json#/definitions/" + parts[2], nil
-	case 2:
-		return schemaBase + parts[0] + ".json#/definitions/" + parts[1], nil
-	}
-	return "", fmt.Errorf("bad @odata.type %q", odataType)
-}
-
-func (v *validator) validate(uri string, doc any) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	s, ok := v.cache[uri]
-	if !ok {
-		var err error
-		s, err = v.c.Compile(uri)
-		if err != nil {
-			return fmt.Errorf("no usable schema %s: %w", uri, err)
-		}
-		v.cache[uri] = s
-	}
-	return s.Validate(doc)
-}
-
-// decode re-reads JSON with json.Number, as the validator wants.
-func decode(t testing.TB, b []byte) any {
+// newValidator returns the shared DMTF schema validator
+// (internal/redfishschema holds the project's one copy of the schemas).
+func newValidator(t testing.TB) *redfishschema.Validator {
 	t.Helper()
-	v, err := jsonschema.UnmarshalJSON(strings.NewReader(string(b)))
+	v, err := redfishschema.New()
 	if err != nil {
-		t.Fatalf("bad JSON: %v: %s", err, b)
+		t.Fatal(err)
 	}
 	return v
 }
@@ -223,7 +114,7 @@ func TestSchemaCrawl(t *testing.T) {
 		b := srv.AsAdmin(t, "GET", "/redfish/v1/Managers/boardd/LogServices/SEL/Entries", nil)
 		return a.JSON["Members@odata.count"] == float64(2) && b.JSON["Members@odata.count"] == float64(2)
 	})
-	v := newValidator()
+	v := newValidator(t)
 	seen := map[string]bool{}
 	queue := []string{"/redfish/v1"}
 	types := map[string]bool{}
@@ -249,13 +140,12 @@ func TestSchemaCrawl(t *testing.T) {
 		if !strings.Contains(r.Header.Get("Link"), "rel=describedby") || r.Header.Get("OData-Version") != "4.0" || r.Header.Get("Allow") == "" {
 			t.Errorf("%s: headers %v", u, r.Header)
 		}
-		sch, err := schemaFor(typ)
-		if err != nil {
+		if _, err := redfishschema.URI(typ); err != nil {
 			t.Errorf("%s: %v", u, err)
 			continue
 		}
 		types[typ] = true
-		if err := v.validate(sch, decode(t, r.Body)); err != nil {
+		if err := v.Validate(typ, r.Body); err != nil {
 			t.Errorf("%s (%s): %v\n%s", u, typ, err, r.Body)
 		}
 		var ls []string
@@ -287,7 +177,7 @@ func TestSchemaCrawl(t *testing.T) {
 		if reg.Status != http.StatusOK {
 			t.Fatalf("GET %s: %d", uri, reg.Status)
 		}
-		if err := v.validate(schemaBase+"MessageRegistry.v1_7_0.json#/definitions/MessageRegistry", decode(t, reg.Body)); err != nil {
+		if err := v.Validate("#MessageRegistry.v1_7_0.MessageRegistry", reg.Body); err != nil {
 			t.Errorf("registry %s: %v", uri, err)
 		}
 	}
@@ -301,33 +191,27 @@ func TestSchemaCrawl(t *testing.T) {
 		if r.Status < 400 {
 			t.Fatalf("%s %s: %d", c.method, c.path, r.Status)
 		}
-		if err := v.validate(schemaBase+"redfish-error.v1_0_2.json#/definitions/RedfishError", decode(t, r.Body)); err != nil {
+		if err := v.Validate("#redfish-error.v1_0_2.RedfishError", r.Body); err != nil {
 			t.Errorf("error body of %s %s: %v\n%s", c.method, c.path, err, r.Body)
 		}
 	}
 	// The validator must catch a bad resource, or this test proves nothing.
-	bad := decode(t, []byte(`{"@odata.id":"/x","@odata.type":"#Sensor.v1_12_0.Sensor","Id":"x","Name":"x","ReadingType":"Bogus","Unknown":1}`))
-	if err := v.validate(schemaBase+"Sensor.v1_12_0.json#/definitions/Sensor", bad); err == nil {
+	var bad map[string]any
+	if err := json.Unmarshal([]byte(`{"@odata.id":"/x","@odata.type":"#Sensor.v1_12_0.Sensor","Id":"x","Name":"x","ReadingType":"Bogus","Unknown":1}`), &bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate("#Sensor.v1_12_0.Sensor", bad); err == nil {
 		t.Error("the validator accepted a Sensor with a bad ReadingType and an unknown property")
 	}
 	// Schemas of the extra trees (fabric, PCIe devices) must be loadable
-	// from testdata too.
+	// from the embedded copy too.
 	for _, typ := range extraTypes {
-		sch, _ := schemaFor(typ)
-		v.mu.Lock()
-		_, err := v.c.Compile(sch)
-		v.mu.Unlock()
-		if err != nil {
+		if err := v.Check(typ); err != nil {
 			t.Errorf("schema for %s: %v", typ, err)
 		}
 	}
 	if os.Getenv("REDFISH_SCHEMA_USED") != "" {
-		var used []string
-		for n := range v.loader.used {
-			used = append(used, n)
-		}
-		sort.Strings(used)
-		os.WriteFile(os.Getenv("REDFISH_SCHEMA_USED"), []byte(strings.Join(used, "\n")+"\n"), 0o644)
+		os.WriteFile(os.Getenv("REDFISH_SCHEMA_USED"), []byte(strings.Join(v.Used(), "\n")+"\n"), 0o644)
 	}
 }
 
@@ -341,9 +225,9 @@ var extraTypes = []string{
 }
 
 // validateEvent checks an SSE payload against Event.v1_13_0.
-func validateEvent(t testing.TB, v *validator, data []byte) {
+func validateEvent(t testing.TB, v *redfishschema.Validator, data []byte) {
 	t.Helper()
-	if err := v.validate(schemaBase+"Event.v1_13_0.json#/definitions/Event", decode(t, data)); err != nil {
+	if err := v.Validate("#Event.v1_13_0.Event", data); err != nil {
 		t.Errorf("event payload: %v\n%s", err, data)
 	}
 }

@@ -2,122 +2,25 @@ package redfishview
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	boardconfig "podos.dev/podos/board-configs"
 	"podos.dev/podos/boardd/health"
 	"podos.dev/podos/fabric"
 	"podos.dev/podos/fabric/internal/sysfsfix"
+	"podos.dev/podos/internal/redfishschema"
 )
 
-const schemaBase = "http://redfish.dmtf.org/schemas/v1/"
-
-// loader maps DMTF schema URIs to testdata/json-schema (never online).
-type loader struct {
-	mu   sync.Mutex
-	used map[string]bool
-}
-
-var swordfishRef = regexp.MustCompile(`"(http://redfish\.dmtf\.org/schemas/swordfish/v1/[A-Za-z0-9_.]+\.json)#/definitions/([A-Za-z0-9_]+)"`)
-
-// swordfish stands in for the SNIA Swordfish storage schemas that DMTF's
-// schemas reference (navigation properties the fabric never serves; they
-// are not in DMTF's bundle): every definition referenced accepts anything.
-func (l *loader) swordfish(url string) (any, error) {
-	files, err := filepath.Glob(filepath.Join("testdata", "json-schema", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	defs := map[string]any{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range swordfishRef.FindAllStringSubmatch(string(b), -1) {
-			if m[1] == url {
-				defs[m[2]] = map[string]any{}
-			}
-		}
-	}
-	return map[string]any{"$id": url, "definitions": defs}, nil
-}
-
-func (l *loader) Load(url string) (any, error) {
-	if strings.HasPrefix(url, "http://redfish.dmtf.org/schemas/swordfish/v1/") {
-		return l.swordfish(url)
-	}
-	name, ok := strings.CutPrefix(url, schemaBase)
-	if !ok {
-		return nil, fmt.Errorf("schema %s is not a DMTF schema URI", url)
-	}
-	if name == "odata.v4_0_5.json" {
-		name = "odata-v4.json" // the file DMTF ships under that $id
-	}
-	l.mu.Lock()
-	l.used[name] = true
-	l.mu.Unlock()
-	f, err := os.Open(filepath.Join("testdata", "json-schema", filepath.Base(name)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jsonschema.UnmarshalJSON(f)
-}
-
-type validator struct {
-	c     *jsonschema.Compiler
-	l     *loader
-	cache map[string]*jsonschema.Schema
-}
-
-func newValidator() *validator {
-	l := &loader{used: map[string]bool{}}
-	c := jsonschema.NewCompiler()
-	c.UseLoader(l)
-	return &validator{c: c, l: l, cache: map[string]*jsonschema.Schema{}}
-}
-
-func (v *validator) validate(o map[string]any) error {
+// validate checks o against the DMTF schema of its own @odata.type
+// (internal/redfishschema holds the project's one copy of the schemas).
+func validate(v *redfishschema.Validator, o map[string]any) error {
 	typ, _ := o["@odata.type"].(string)
-	parts := strings.Split(strings.TrimPrefix(typ, "#"), ".")
-	var uri string
-	switch len(parts) {
-	case 3:
-		uri = schemaBase + parts[0] + "." + parts[1] + ".json#/definitions/" + parts[2]
-	case 2:
-		uri = schemaBase + parts[0] + ".json#/definitions/" + parts[1]
-	default:
-		return fmt.Errorf("bad @odata.type %q", typ)
-	}
-	s, ok := v.cache[uri]
-	if !ok {
-		var err error
-		if s, err = v.c.Compile(uri); err != nil {
-			return fmt.Errorf("schema %s: %w", uri, err)
-		}
-		v.cache[uri] = s
-	}
-	b, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(b)))
-	if err != nil {
-		return err
-	}
-	return s.Validate(doc)
+	return v.Validate(typ, o)
 }
 
 func emulated(t testing.TB) *fabric.Topology {
@@ -149,7 +52,10 @@ func TestResourcesValidate(t *testing.T) {
 	findings := fabric.Evaluate(expected(), topo, nil, topo.Time)
 	findings = append(findings, fabric.Finding{Subject: "0000:04:00.0", Code: fabric.CodeAERCorrectable, State: health.Warning, Reason: "x"})
 	res := Resources(View{Topology: topo, Findings: findings, Expected: expected(), ChassisID: "blade1"})
-	v := newValidator()
+	v, err := redfishschema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	uris := make([]string, 0, len(res))
 	for u := range res {
 		uris = append(uris, u)
@@ -161,7 +67,7 @@ func TestResourcesValidate(t *testing.T) {
 		if o["@odata.id"] != u {
 			t.Errorf("%s: @odata.id %v", u, o["@odata.id"])
 		}
-		if err := v.validate(o); err != nil {
+		if err := validate(v, o); err != nil {
 			t.Errorf("%s does not validate: %v", u, err)
 		}
 		types[strings.Split(strings.TrimPrefix(o["@odata.type"].(string), "#"), ".")[0]]++
@@ -174,12 +80,7 @@ func TestResourcesValidate(t *testing.T) {
 		}
 	}
 	if os.Getenv("REDFISHVIEW_LIST_SCHEMAS") != "" {
-		var used []string
-		for n := range v.l.used {
-			used = append(used, n)
-		}
-		sort.Strings(used)
-		t.Logf("schemas used:\n%s", strings.Join(used, "\n"))
+		t.Logf("schemas used:\n%s", strings.Join(v.Used(), "\n"))
 	}
 
 	// The validator is not vacuous: a wrong enum or an unknown property fails.
@@ -188,12 +89,12 @@ func TestResourcesValidate(t *testing.T) {
 		bad[k] = x
 	}
 	bad["LinkStatus"] = "Bogus"
-	if err := v.validate(bad); err == nil {
+	if err := validate(v, bad); err == nil {
 		t.Error("a Port with LinkStatus Bogus validated")
 	}
 	delete(bad, "LinkStatus")
 	bad["Lanes"] = 4
-	if err := v.validate(bad); err == nil {
+	if err := validate(v, bad); err == nil {
 		t.Error("a Port with an unknown property validated")
 	}
 

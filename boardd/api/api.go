@@ -72,6 +72,7 @@ const (
 	CodeInternal       = "InternalError"
 	CodeUnavailable    = "ServiceUnavailable"
 	CodeGatewayTimeout = "Timeout"
+	CodeExecFailed     = "ExecFailed"
 )
 
 // ErrorBody is every error response: {"error":{"code","message","field"}}.
@@ -213,6 +214,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, CodeInvalidField, fe.Error(), fe.Field)
 	case errors.Is(err, workloads.ErrNoWorkload):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error(), "")
+	case errors.Is(err, workloads.ErrExecStart):
+		writeError(w, http.StatusUnprocessableEntity, CodeExecFailed, err.Error(), "cmd")
 	case errors.Is(err, workloads.ErrNotRunning):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error(), "")
 	case errors.Is(err, workloads.ErrUnavailable):

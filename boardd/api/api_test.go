@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -241,6 +242,12 @@ func TestApplyListLogsExec(t *testing.T) {
 	if resp, _ := f.do(t, "op", "POST", "/podos/v1/workloads/nope/exec", `{"cmd":["x"]}`); resp.StatusCode != 404 {
 		t.Errorf("exec on missing: %d", resp.StatusCode)
 	}
+	// A command that cannot start is the caller's mistake: 422, not 500.
+	f.rt.ExecErr = fmt.Errorf("%w: exec: \"nosuch\": executable file not found", workloads.ErrExecStart)
+	if resp, b := f.do(t, "op", "POST", "/podos/v1/workloads/web/exec", `{"cmd":["nosuch"]}`); resp.StatusCode != 422 || errBody(t, b).Code != api.CodeExecFailed {
+		t.Errorf("exec of a missing command: %d %s", resp.StatusCode, b)
+	}
+	f.rt.ExecErr = nil
 	// Image upload.
 	req, _ = http.NewRequest("POST", f.srv.URL+"/podos/v1/images", strings.NewReader("image:example.org/app:1\n"))
 	req.SetBasicAuth("op", pw)

@@ -87,6 +87,9 @@ type ExecResult struct {
 var (
 	ErrNoWorkload = errors.New("no such workload")
 	ErrNotRunning = errors.New("workload is not running")
+	// ErrExecStart: the runtime could not start an exec'd command (no
+	// such executable, bad working directory): the caller's mistake.
+	ErrExecStart = errors.New("command could not be started")
 )
 
 // Manager reconciles the desired workloads with the runtime.

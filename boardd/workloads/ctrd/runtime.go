@@ -598,7 +598,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, stdout, std
 		return 0, wrap("exec wait", err)
 	}
 	if err := proc.Start(ctx); err != nil {
-		return 0, wrap("exec start", err)
+		if ctx.Err() != nil {
+			return 0, wrap("exec start", err)
+		}
+		return 0, fmt.Errorf("%w: %w", workloads.ErrExecStart, wrap("exec start", err))
 	}
 	select {
 	case es := <-exited:

@@ -23,6 +23,8 @@ type Runtime struct {
 	// Calls records every mutating call as "op id" (e.g. "pause demo").
 	calls []string
 	// ExecFunc answers Exec; default echoes the command on stdout, exit 0.
+	// ExecErr, when set, is returned by Exec (a command that cannot start).
+	ExecErr error
 	ExecFunc func(id string, cmd []string, stdout, stderr io.Writer) int
 }
 
@@ -243,10 +245,13 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 func (r *Runtime) Exec(_ context.Context, id string, cmd []string, stdout, stderr io.Writer) (int, error) {
 	r.mu.Lock()
 	c, ok := r.cs[id]
-	f := r.ExecFunc
+	f, execErr := r.ExecFunc, r.ExecErr
 	r.mu.Unlock()
 	if !ok || c.state != workloads.TaskRunning {
 		return 0, workloads.ErrNotFound
+	}
+	if execErr != nil {
+		return 0, execErr
 	}
 	if f != nil {
 		return f(id, cmd, stdout, stderr), nil

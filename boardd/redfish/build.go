@@ -749,11 +749,11 @@ func build(in buildInput, regs registries) map[string]obj {
 		o := resource(tRegistryFile, u, p, p+" Message Registry File")
 		o["Languages"] = []string{"en"}
 		o["Registry"] = p + "." + maj
-		o["Location"] = []any{obj{
-			"Language":       "en",
-			"Uri":            u + "/" + r.id,
-			"PublicationUri": "https://redfish.dmtf.org/registries/" + r.id + ".json",
-		}}
+		loc := obj{"Language": "en", "Uri": u + "/" + r.id}
+		if p != "Podos" { // DMTF publishes its registries; podos's is served only here
+			loc["PublicationUri"] = "https://redfish.dmtf.org/registries/" + r.id + ".json"
+		}
+		o["Location"] = []any{loc}
 		t[u] = o
 	}
 	t[uriRegs] = collection(tRegistryFileColl, uriRegs, "Registry Files", regURIs)
@@ -830,7 +830,9 @@ func eventMessage(regs registries, ev events.Event) (id, text, sev string) {
 	}
 	if t, m, ok := regs.format(id, ev.MessageArgs); ok {
 		text = t
-		if m.MessageSeverity != "" && ev.MessageID != "" {
+		// podos's own registry states one severity per message, but a
+		// workload action is as severe as the condition that caused it.
+		if m.MessageSeverity != "" && ev.MessageID != "" && !strings.HasPrefix(id, "Podos.") {
 			sev = m.MessageSeverity
 		}
 	} else {

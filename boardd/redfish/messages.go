@@ -20,6 +20,7 @@ var registryFS embed.FS
 const (
 	baseRegistry          = "Base.1.22.1"
 	resourceEventRegistry = "ResourceEvent.1.4.3"
+	podosRegistry         = "Podos.1.0.0"
 )
 
 type regMessage struct {
@@ -44,7 +45,7 @@ type registries map[string]*registry // by prefix
 
 func loadRegistries() (registries, error) {
 	out := registries{}
-	for _, id := range []string{baseRegistry, resourceEventRegistry} {
+	for _, id := range []string{baseRegistry, resourceEventRegistry, podosRegistry} {
 		b, err := registryFS.ReadFile("registries/" + id + ".json")
 		if err != nil {
 			return nil, fmt.Errorf("redfish: registry %s: %w", id, err)

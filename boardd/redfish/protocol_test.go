@@ -440,6 +440,21 @@ func TestEvents(t *testing.T) {
 	if err != nil || fev.ID != redfishtest.SeqString(crit.Seq) {
 		t.Fatalf("filtered stream got %v (%v), want only the Critical event", fev.ID, err)
 	}
+	// A workload action renders from podos's own registry with boardd's
+	// sentence, at the severity of the condition that caused it.
+	if _, err := srv.Emitter.Emit(events.Event{Kind: events.KindWorkload, Source: "demo", Severity: health.Critical, To: health.Critical,
+		Message: "demo frozen: Power is Critical", MessageID: "Podos.1.0.WorkloadAction", MessageArgs: []string{"demo", "demo frozen: Power is Critical"},
+		Origin: "/podos/v1/workloads/demo"}); err != nil {
+		t.Fatal(err)
+	}
+	wev, wrec, err := redfishtest.WaitEvent(stream, "WorkloadAction", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateEvent(t, v, wev.Data)
+	if wrec["Message"] != "Workload 'demo': demo frozen: Power is Critical" || wrec["MessageSeverity"] != "Critical" {
+		t.Fatalf("workload event: %v", wrec)
+	}
 	// Replay: a client that saw the warning gets the critical one again.
 	replay, err := redfishtest.SSE(ctx, srv.Client, srv.URL+"/redfish/v1/EventService/SSE", srv.Admin, srv.AdminPassword, redfishtest.SeqString(warn.Seq))
 	if err != nil {

@@ -658,8 +658,8 @@ func (m *Manager) event(name string, sev health.State, msg, action string, data 
 	ev := events.Event{
 		Time: m.opt.Now().UTC(), Kind: events.KindWorkload, Source: name,
 		Severity: sev, To: sev, Message: msg,
-		MessageID:   "ResourceEvent.1.4.ResourceChanged",
-		MessageArgs: nil,
+		MessageID:   "Podos.1.0.WorkloadAction",
+		MessageArgs: []string{name, msg},
 		Origin:      "/podos/v1/workloads/" + name,
 		Data:        d,
 	}

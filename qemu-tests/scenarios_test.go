@@ -172,6 +172,8 @@ func TestPSUFault(t *testing.T) {
 	t.Logf("SEL:\n%s", sel)
 }
 
+var bdfRE = regexp.MustCompile(`0000:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]`)
+
 var pidRE = regexp.MustCompile(`BOARDD_PID=(\d+)`)
 
 func boarddPid(ctx context.Context, b *board.Board) (int, error) {
@@ -295,6 +297,54 @@ func TestPowerOffOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := b.WaitRedfish(ctx, sensorsPath(b), ok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The harness's QMP helpers work on the board: HMP shows the board's
+// devices, and a NIC hot-added on the free downstream port is found by the
+// guest and removed again (DEVICE_DELETED).
+func TestHotplugAndMonitor(t *testing.T) {
+	b := sharedBoard(t)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	if _, err := b.WaitRedfish(ctx, "/redfish/v1/", ok); err != nil {
+		t.Fatal(err)
+	}
+	pci, err := b.HMP(ctx, "info pci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(pci, "id \"wdt0\"") || !strings.Contains(pci, "id \"dn3\"") {
+		t.Fatalf("info pci lacks the watchdog or the switch:\n%s", pci)
+	}
+	bound := func() (int, string, error) {
+		out, err := b.SerialRun(ctx, "ls /sys/bus/pci/drivers/e1000e")
+		return len(bdfRE.FindAllString(out, -1)), out, err
+	}
+	before, out, err := bound()
+	if err != nil || before == 0 {
+		t.Fatalf("the board's own e1000e is not bound: %v\n%s", err, out)
+	}
+	if err := b.HotplugAdd(ctx, "e1000e", "hp1", "dn3", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The guest enumerates it and binds its driver.
+	for {
+		n, o, err := bound()
+		out = o
+		if err == nil && n > before {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("hot-added NIC not bound in the guest: %v\n%s", err, out)
+		case <-time.After(2 * time.Second):
+		}
+	}
+	rctx, rcancel := context.WithTimeout(ctx, stateTimeout)
+	defer rcancel()
+	if err := b.HotplugRemove(rctx, "hp1"); err != nil {
 		t.Fatal(err)
 	}
 }

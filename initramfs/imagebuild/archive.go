@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strconv"
 
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/uio/uio"
@@ -117,6 +118,11 @@ func (t *Tree) Sums() (map[string]string, error) {
 // ReadCPIO parses a newc archive (possibly several concatenated, as the
 // kernel accepts) into a tree.
 func ReadCPIO(data []byte) (*Tree, error) {
+	// Check every header's sizes against the data first: the newc reader
+	// allocates a header's name size before reading it.
+	if err := checkNewc(data); err != nil {
+		return nil, err
+	}
 	t := NewTree()
 	rest := data
 	for len(bytes.TrimLeft(rest, "\x00")) > 0 {
@@ -160,3 +166,47 @@ func ReadCPIO(data []byte) (*Tree, error) {
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }
+
+// checkNewc walks newc headers and checks that names and contents fit in
+// data.
+func checkNewc(data []byte) error {
+	pos := 0
+	for {
+		for pos < len(data) && data[pos] == 0 {
+			pos++
+		}
+		if pos >= len(data) {
+			return nil
+		}
+		if len(data)-pos < 110 || string(data[pos:pos+6]) != "070701" {
+			return fmt.Errorf("cpio: bad header at offset %d", pos)
+		}
+		field := func(i int) (int, error) {
+			v, err := strconv.ParseUint(string(data[pos+6+8*i:pos+14+8*i]), 16, 32)
+			if err != nil {
+				return 0, fmt.Errorf("cpio: bad header field at offset %d: %w", pos, err)
+			}
+			return int(v), nil
+		}
+		size, err := field(6)
+		if err != nil {
+			return err
+		}
+		nameLen, err := field(11)
+		if err != nil {
+			return err
+		}
+		if nameLen == 0 || nameLen > len(data)-pos-110 {
+			return fmt.Errorf("cpio: name size %d at offset %d runs past the end", nameLen, pos)
+		}
+		name := string(data[pos+110 : pos+110+nameLen-1])
+		pos = align4(pos + 110 + nameLen)
+		if size > len(data)-pos {
+			return fmt.Errorf("cpio: %q: size %d runs past the end", name, size)
+		}
+		pos = align4(pos + size)
+		if pos > len(data) {
+			pos = len(data)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/fileflag"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/mkuimage/uimage/builder"
 	"github.com/u-root/mkuimage/uimage/initramfs"
@@ -41,6 +42,9 @@ var URootCommands = []string{
 	"ip", "kill", "ls", "lsmod", "mkdir", "mount", "pidof", "ps", "rm", "shutdown",
 	"sleep", "sync", "tail", "umount", "uname", "uptime",
 }
+
+// BareUinitScript is what the bare baseline image runs as its uinit.
+const BareUinitScript = "dmesg | grep 'unpack rootfs|Freeing initrd'; echo bare-uroot-done"
 
 // PodosBinaries are the podos commands built as standalone static
 // binaries, by archive path.
@@ -68,7 +72,7 @@ type Options struct {
 	// (one flag or value a line in /etc/podos/boardd.flags).
 	BoarddFlags []string
 	Epoch       int64  // SOURCE_DATE_EPOCH: every mtime, and the clock floor
-	Compression string // lz4, zstd, xz, gzip or none
+	Compression string // auto, lz4, zstd, xz, gzip or none
 	CacheDir    string // where the u-root base archive is cached
 	OutDir      string // out/<board>
 	// Bare builds the baseline image: u-root core only (init and its
@@ -100,9 +104,9 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Compression == "" {
-		o.Compression = "lz4"
+		o.Compression = "auto"
 	}
-	if o.Compression != "none" && CompressionSuffix(o.Compression) == "" {
+	if o.Compression != "none" && o.Compression != "auto" && CompressionSuffix(o.Compression) == "" {
 		return nil, fmt.Errorf("compression %q: want lz4, zstd, xz, gzip or none", o.Compression)
 	}
 	if o.ModulesDir == "" {
@@ -141,7 +145,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	cmds := URootCommands
 	if o.Bare {
-		cmds = []string{"init", "gosh", "dmesg", "echo", "ls", "cat"}
+		cmds = []string{"init", "gosh", "dmesg", "grep", "echo", "ls", "cat"}
 	}
 	base, err := baseArchive(ctx, o, cmds, goVersion, urootVersion)
 	if err != nil {
@@ -156,9 +160,10 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	delete(tree.recs, "etc/resolv.conf")
 	var modules []string
 	if o.Bare {
-		// The baseline's uinit prints the kernel log (unpack timings)
-		// and returns to u-root's shell.
-		tree.Add(cpio.Symlink("bin/uinit", "../bbin/dmesg"))
+		// The baseline's uinit prints the kernel log's initramfs lines
+		// (unpack timings) and returns to u-root's shell.
+		tree.Add(cpio.Symlink("bin/uinit", "../bbin/gosh"))
+		tree.File("etc/uinit.flags", []byte(fileflag.ArgvToFile([]string{"-c", BareUinitScript})+"\n"), 0o444)
 	} else {
 		if modules, err = addPodos(ctx, tree, o, cfg, cfgBytes, rel); err != nil {
 			return nil, err
@@ -169,7 +174,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := tree.WriteCPIO(&raw, o.Epoch); err != nil {
 		return nil, err
 	}
-	img, err := Compress(ctx, o.Compression, raw.Bytes())
+	img, err := o.compress(ctx, raw.Bytes())
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +230,36 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	o.Logger.Info("image built", "dir", o.OutDir, "image", imgName, "bytes", len(img), "uncompressed", raw.Len(), "files", len(sums))
 	return m, nil
+}
+
+// MaxImageBytes is the compressed image budget (20 MB).
+const MaxImageBytes = 20_000_000
+
+// AutoOrder is the compressions "auto" tries, fastest kernel unpack under
+// TCG first (measured: lz4 about as fast as no compression, zstd 2-3x
+// slower, xz 5-8x); the first within MaxImageBytes wins.
+var AutoOrder = []string{"lz4", "zstd", "xz"}
+
+// compress compresses the archive, choosing the compression for "auto"
+// (and recording the choice in o.Compression).
+func (o *Options) compress(ctx context.Context, raw []byte) ([]byte, error) {
+	if o.Compression != "auto" {
+		return Compress(ctx, o.Compression, raw)
+	}
+	var img []byte
+	for _, c := range AutoOrder {
+		var err error
+		if img, err = Compress(ctx, c, raw); err != nil {
+			return nil, err
+		}
+		o.Compression = c
+		if len(img) <= MaxImageBytes {
+			return img, nil
+		}
+		o.Logger.Info("image over budget; trying a stronger compression", "compression", c, "bytes", len(img), "budget", MaxImageBytes)
+	}
+	o.Logger.Warn("image over budget even with the strongest compression", "compression", o.Compression, "bytes", len(img), "budget", MaxImageBytes)
+	return img, nil
 }
 
 // addPodos adds podos's binaries, the board config, the kernel modules and

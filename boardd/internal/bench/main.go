@@ -4,8 +4,10 @@
 //   - cost: the built bin/boardd polls ipmisim.Synthetic(64) (64 threshold
 //     sensors) at 1 Hz for --duration; its CPU (utime+stime, as % of one
 //     core) and memory (VmRSS, VmHWM) are read from /proc with
-//     prometheus/procfs. With --lean-boardd, the same for a build without
-//     workloads (-tags noworkloads). Baseline, in the same run and for the same time:
+//     prometheus/procfs. With --workloads-boardd, the same for
+//     bin/boardd-workloads (the binary boardd execs for --workloads, run
+//     here without it: what linking the containerd client costs before any
+//     workload runs). Baseline, in the same run and for the same time:
 //     `ipmitool -I lanplus -C 3 ... sdr elist` started once per second,
 //     the classic cron/script way to watch a BMC, CPU of every run summed.
 //   - latency: a reading is changed at the BMC (ipmisim Set) across a
@@ -46,14 +48,14 @@ import (
 func main() {
 	var (
 		bin      = flag.String("boardd", "bin/boardd", "boardd binary")
-		leanBin  = flag.String("lean-boardd", "", "a boardd built with -tags noworkloads, measured too")
+		wlBin    = flag.String("workloads-boardd", "", "boardd-workloads binary, measured too (without --workloads)")
 		out      = flag.String("out", "out/bench/boardd.tsv", "TSV file to write")
 		duration = flag.Duration("duration", 60*time.Second, "measurement window for CPU and memory")
 		samples  = flag.Int("samples", 40, "latency samples")
 		sensors  = flag.Int("sensors", 64, "synthetic sensors")
 	)
 	flag.Parse()
-	if err := run(*bin, *leanBin, *out, *duration, *samples, *sensors); err != nil {
+	if err := run(*bin, *wlBin, *out, *duration, *samples, *sensors); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -147,7 +149,7 @@ func measure(hc *http.Client, p *boarddProc, window time.Duration) (cost, error)
 	return c, nil
 }
 
-func run(bin, leanBin, out string, window time.Duration, samples, nSensors int) error {
+func run(bin, wlBin, out string, window time.Duration, samples, nSensors int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*window+10*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "boardd-bench-")
@@ -170,7 +172,7 @@ func run(bin, leanBin, out string, window time.Duration, samples, nSensors int) 
 	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 
-	// --- cost of boardd (and of the lean build) ----------------------------
+	// --- cost of boardd (and of boardd-workloads) -------------------------------
 	full, err := startBoardd(ctx, hc, bin, filepath.Join(dir, "state"), pwFile, sim, nSensors)
 	if err != nil {
 		return err
@@ -180,19 +182,19 @@ func run(bin, leanBin, out string, window time.Duration, samples, nSensors int) 
 	if err != nil {
 		return err
 	}
-	var lean *cost
-	if leanBin != "" {
+	var wl *cost
+	if wlBin != "" {
 		full.stop() // one daemon at a time on the BMC
-		lp, err := startBoardd(ctx, hc, leanBin, filepath.Join(dir, "state-lean"), pwFile, sim, nSensors)
+		wp, err := startBoardd(ctx, hc, wlBin, filepath.Join(dir, "state-workloads"), pwFile, sim, nSensors)
 		if err != nil {
 			return err
 		}
-		lc, err := measure(hc, lp, window)
-		lp.stop()
+		wc, err := measure(hc, wp, window)
+		wp.stop()
 		if err != nil {
 			return err
 		}
-		lean = &lc
+		wl = &wc
 		if full, err = startBoardd(ctx, hc, bin, filepath.Join(dir, "state"), pwFile, sim, nSensors); err != nil {
 			return err
 		}
@@ -247,10 +249,12 @@ func run(bin, leanBin, out string, window time.Duration, samples, nSensors int) 
 		{"boardd_cpu_ms_per_poll", f3(c.cpuPerPoll), "ipmitool_sdr_elist_cpu_ms_per_run", f3(basePerRun), ratio(c.cpuPerPoll, basePerRun), "-", "info"},
 		{"boardd_vmhwm_mb", f1(mb(c.hwm)), "ipmitool_sdr_elist_maxrss_mb", f1(baseMB), ratio(mb(c.hwm), baseMB), "<=20", verdict(mb(c.hwm) <= 20)},
 	}
-	if lean != nil {
+	if wl != nil {
+		// The same targets: a board with workloads polls its sensors with
+		// this binary (and runs containerd besides).
 		rows = append(rows,
-			row{"boardd_noworkloads_cpu_percent_64_sensors_1hz", f3(lean.cpuPct), "ipmitool_sdr_elist_1hz_cpu_percent", f3(basePct), ratio(lean.cpuPct, basePct), "<=1", verdict(lean.cpuPct <= 1)},
-			row{"boardd_noworkloads_vmhwm_mb", f1(mb(lean.hwm)), "ipmitool_sdr_elist_maxrss_mb", f1(baseMB), ratio(mb(lean.hwm), baseMB), "<=20", verdict(mb(lean.hwm) <= 20)})
+			row{"boardd_workloads_binary_cpu_percent_64_sensors_1hz", f3(wl.cpuPct), "ipmitool_sdr_elist_1hz_cpu_percent", f3(basePct), ratio(wl.cpuPct, basePct), "<=1", verdict(wl.cpuPct <= 1)},
+			row{"boardd_workloads_binary_vmhwm_mb", f1(mb(wl.hwm)), "ipmitool_sdr_elist_maxrss_mb", f1(baseMB), ratio(mb(wl.hwm), baseMB), "<=20", verdict(mb(wl.hwm) <= 20)})
 	}
 	target := 1200.0 // poll interval + 200 ms
 	for _, l := range lat {

@@ -1,7 +1,7 @@
 // Command mkimage builds a board's podos image into out/<board>/: the
 // compressed initramfs, the kernel it was built for and manifest.json.
 //
-//	mkimage -board emulated-ruggedpod [-compression lz4] [-out out/emulated-ruggedpod]
+//	mkimage -board emulated-ruggedpod [-compression auto] [-out out/emulated-ruggedpod]
 //
 // SOURCE_DATE_EPOCH sets every mtime (the same inputs give the same bytes).
 package main
@@ -39,7 +39,7 @@ func main() {
 	flag.StringVar(&o.KernelPath, "kernel", "", "kernel image (default: the newest /boot/vmlinuz-*-amd64)")
 	flag.StringVar(&o.OutDir, "out", "", "output directory (default out/<board>)")
 	flag.StringVar(&o.CacheDir, "cache", "", "cache directory (default out/cache)")
-	flag.StringVar(&o.Compression, "compression", "lz4", "lz4, zstd, xz, gzip or none")
+	flag.StringVar(&o.Compression, "compression", "auto", "auto (fastest boot within 20 MB), lz4, zstd, xz, gzip or none")
 	flag.StringVar(&extra, "extra-modules", "", "comma-separated modules loaded after the config's boot.modules")
 	flag.Var(&files, "file", "extra file archive/path=host/path (repeatable)")
 	flag.StringVar(&flags, "boardd-flags", "", "space-separated boardd command line replacing podinit's default")

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/u-root/u-root/pkg/dhclient"
@@ -183,15 +184,57 @@ func loadModules(log *slog.Logger, list string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, rel := range files {
-		if err := finit(filepath.Join(dir, rel)); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-	}
+	errs := loadParallel(dir, files, idx, 4)
 	log.Info("modules loaded", "count", len(files)-len(errs), "requested", len(names))
 	return errors.Join(errs...)
+}
+
+// loadParallel loads module files, each as soon as its dependencies are
+// in, at most n at a time: probing drivers (ipmi_si's KCS handshake, NIC
+// and disk probes) then overlaps on the board's CPUs.
+func loadParallel(dir string, files []string, idx kmod.Index, n int) []error {
+	done := make(map[string]chan struct{}, len(files))
+	for _, f := range files {
+		done[f] = make(chan struct{})
+	}
+	// Interface names (eth0, eth1) follow the order NIC drivers register
+	// in: NIC drivers keep the configured order among themselves.
+	after := map[string]string{}
+	prevNIC := ""
+	for _, f := range files {
+		if strings.HasPrefix(f, "kernel/drivers/net/") {
+			if prevNIC != "" {
+				after[f] = prevNIC
+			}
+			prevNIC = f
+		}
+	}
+	sem := make(chan struct{}, n)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, f := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[f])
+			for _, d := range append(idx[kmod.Name(f)].Deps, after[f]) {
+				if ch, ok := done[d]; ok {
+					<-ch
+				}
+			}
+			sem <- struct{}{}
+			err := finit(filepath.Join(dir, f))
+			<-sem
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 func finit(path string) error {

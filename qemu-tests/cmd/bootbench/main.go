@@ -214,7 +214,7 @@ func bootPodos(ctx context.Context, log *slog.Logger, boardName, imageDir string
 		return 0, 0, err
 	}
 	ready := time.Since(start).Seconds()
-	klog, err := b.SerialRun(ctx, "dmesg")
+	klog, err := b.SerialRun(ctx, "dmesg | grep 'unpack rootfs|Freeing initrd'")
 	if err != nil {
 		return 0, 0, err
 	}

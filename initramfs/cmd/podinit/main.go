@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -165,9 +164,8 @@ func boarddArgs(log *slog.Logger, wdog string) []string {
 		"--config", boardConfig,
 		"--admin-password-file", filepath.Join(stateDir, "admin-password"),
 	}
-	// boardd owns the hardware watchdog (boot.watchdog). Passed only to a
-	// boardd that has the flag, so an older boardd still starts.
-	if wdog != "" && boarddHasFlag("watchdog") {
+	// boardd owns the hardware watchdog (boot.watchdog).
+	if wdog != "" {
 		args = append(args, "--watchdog", wdog)
 	}
 	log.Info("boardd command line", "args", strings.Join(args, " "))
@@ -190,10 +188,4 @@ func serialShell(log *slog.Logger) *supervise.Service {
 		Backoff:     supervise.Backoff{Min: time.Second, Max: 5 * time.Second},
 		Logger:      log,
 	}
-}
-
-// boarddHasFlag reports whether boardd's --help lists -name.
-func boarddHasFlag(name string) bool {
-	out, _ := exec.Command(boarddBinary, "--help").CombinedOutput()
-	return strings.Contains(string(out), "-"+name+" ") || strings.Contains(string(out), "-"+name+"\n")
 }

@@ -197,18 +197,7 @@ func loadParallel(dir string, files []string, idx kmod.Index, n int) []error {
 	for _, f := range files {
 		done[f] = make(chan struct{})
 	}
-	// Interface names (eth0, eth1) follow the order NIC drivers register
-	// in: NIC drivers keep the configured order among themselves.
-	after := map[string]string{}
-	prevNIC := ""
-	for _, f := range files {
-		if strings.HasPrefix(f, "kernel/drivers/net/") {
-			if prevNIC != "" {
-				after[f] = prevNIC
-			}
-			prevNIC = f
-		}
-	}
+	after := nicChain(files)
 	sem := make(chan struct{}, n)
 	var mu sync.Mutex
 	var errs []error
@@ -235,6 +224,23 @@ func loadParallel(dir string, files []string, idx kmod.Index, n int) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// nicChain makes each NIC driver wait for the one before it: interface
+// names (eth0, eth1) follow the order NIC drivers register in, so they
+// keep the configured order among themselves.
+func nicChain(files []string) map[string]string {
+	after := map[string]string{}
+	prev := ""
+	for _, f := range files {
+		if strings.HasPrefix(f, "kernel/drivers/net/") {
+			if prev != "" {
+				after[f] = prev
+			}
+			prev = f
+		}
+	}
+	return after
 }
 
 func finit(path string) error {

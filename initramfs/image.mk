@@ -15,11 +15,19 @@ IMAGE_COMPRESSION   ?= auto
 IMAGE_EXTRA_MODULES ?= crc32c_generic,ext4,virtio_rng
 IMAGE_FLAGS         ?=
 IMAGE_DIR           := $(OUT)/$(BOARD)
+# A board whose config has workloads ships containerd, its shim, runc and
+# the workloads' oci-archive images (boardd/workloads/workloads.mk).
+IMAGE_PREREQS       :=
+IMAGE_WORKLOADS     :=
+ifneq ($(shell grep -qs '^workloads:' board-configs/$(BOARD).yaml && echo yes),)
+IMAGE_PREREQS       += containerd-bins demo-image
+IMAGE_WORKLOADS     += -workloads-bin $(OUT)/bin -images $(OUT)/images
+endif
 
 .PHONY: image image-bare
-image: deps
+image: deps $(IMAGE_PREREQS)
 	@$(GO) run ./initramfs/cmd/mkimage -board $(BOARD) -compression $(IMAGE_COMPRESSION) \
-	  -extra-modules $(IMAGE_EXTRA_MODULES) -out $(IMAGE_DIR) -cache $(OUT)/cache $(IMAGE_FLAGS)
+	  -extra-modules $(IMAGE_EXTRA_MODULES) -out $(IMAGE_DIR) -cache $(OUT)/cache $(IMAGE_WORKLOADS) $(IMAGE_FLAGS)
 
 # The baseline for benchmarks: the same kernel with a bare u-root initramfs.
 image-bare: deps

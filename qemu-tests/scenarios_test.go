@@ -77,6 +77,123 @@ func TestBootToHealthy(t *testing.T) {
 	}
 }
 
+// workloadStates returns each workload's state from GET /podos/v1/workloads
+// (boardd's JSON API, on the Redfish listener).
+func workloadStates(ctx context.Context, b *board.Board) (map[string]string, error) {
+	status, body, err := b.Get(ctx, "/podos/v1/workloads")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("GET /podos/v1/workloads: HTTP %d %.200s", status, body)
+	}
+	var l struct {
+		Workloads []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"workloads"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, fmt.Errorf("GET /podos/v1/workloads: %w", err)
+	}
+	m := map[string]string{}
+	for _, w := range l.Workloads {
+		m[w.Name] = w.State
+	}
+	return m, nil
+}
+
+// waitWorkloads polls the workload list every 250 ms until pred accepts it
+// and returns when it did.
+func waitWorkloads(ctx context.Context, t *testing.T, b *board.Board, what string, pred func(map[string]string) bool) time.Time {
+	t.Helper()
+	var last string
+	for {
+		m, err := workloadStates(ctx, b)
+		if err == nil && pred(m) {
+			return time.Now()
+		}
+		last = fmt.Sprintf("%v %v", m, err)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v (last: %s)", what, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// The board config's workloads run on the board under the image's
+// containerd: demo (sheddable) and sentinel (critical) reach running and
+// demo's log shows its heartbeat. A PSU failure raised at the BMC pauses
+// demo while sentinel runs on; once the PSU is healthy again demo resumes
+// after the policy's hold.
+func TestWorkloadsOnBoard(t *testing.T) {
+	b := sharedBoard(t)
+	if len(b.Config().Workloads) == 0 {
+		t.Skip("the board config has no workloads")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	t0 := time.Now()
+	waitWorkloads(ctx, t, b, "demo and sentinel running", func(m map[string]string) bool {
+		return m["demo"] == "running" && m["sentinel"] == "running"
+	})
+	t.Logf("demo and sentinel running (%v after the test started)", time.Since(t0).Round(time.Second))
+	logs, err := b.WaitRedfish(ctx, "/podos/v1/workloads/demo/logs?tail=20", func(status int, body []byte) bool {
+		return status == http.StatusOK && bytes.Count(body, []byte("heartbeat")) >= 2
+	})
+	if err != nil {
+		t.Fatalf("demo's log: %v", err)
+	}
+	t.Logf("demo's log: %.300s", logs)
+
+	// Offset 0 presence detected, offset 1 failure detected.
+	injected := time.Now()
+	if err := b.InjectFault(ctx, "PSU_STATUS", 0x0003); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	t.Cleanup(func() {
+		if restored {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		defer cancel()
+		if err := b.InjectFault(ctx, "PSU_STATUS", 0x0001); err != nil {
+			t.Errorf("restore PSU_STATUS: %v", err)
+		}
+	})
+	sctx, scancel := context.WithTimeout(ctx, stateTimeout)
+	defer scancel()
+	paused := waitWorkloads(sctx, t, b, "demo paused, sentinel running", func(m map[string]string) bool {
+		if m["sentinel"] != "" && m["sentinel"] != "running" {
+			t.Errorf("sentinel (critical) is %s during the PSU fault", m["sentinel"])
+		}
+		return m["demo"] == "paused"
+	})
+	t.Logf("PSU fault injected at the BMC -> demo paused (seen through the API): %v", paused.Sub(injected).Round(100*time.Millisecond))
+	if m, err := workloadStates(sctx, b); err != nil || m["sentinel"] != "running" {
+		t.Fatalf("sentinel during the PSU fault: %v %v", m, err)
+	}
+
+	cleared := time.Now()
+	if err := b.InjectFault(ctx, "PSU_STATUS", 0x0001); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	hold := b.Config().Policy.Hold.Duration
+	rctx, rcancel := context.WithTimeout(ctx, stateTimeout+hold)
+	defer rcancel()
+	resumed := waitWorkloads(rctx, t, b, "demo running again", func(m map[string]string) bool {
+		return m["demo"] == "running" && m["sentinel"] == "running"
+	})
+	after := resumed.Sub(cleared)
+	t.Logf("PSU fault cleared -> demo running again: %v (policy hold %v)", after.Round(100*time.Millisecond), hold)
+	if after < hold-time.Second {
+		t.Errorf("demo resumed %v after the PSU fault cleared, before the %v hold", after, hold)
+	}
+}
+
 // sensorHealth returns the Redfish Status.Health of the named sensor.
 func sensorHealth(ctx context.Context, b *board.Board, name string) (string, error) {
 	status, body, err := b.Get(ctx, sensorsPath(b))

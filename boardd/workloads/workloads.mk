@@ -10,6 +10,10 @@
 
 CTRD_BINS    := $(OUT)/bin/containerd $(OUT)/bin/containerd-shim-runc-v2 $(OUT)/bin/runc
 CTRD_STAMP   := $(OUT)/bin/.containerd-versions
+# A board runs plain containers on containerd's own API: no CRI (Kubernetes),
+# no btrfs/devmapper/zfs snapshotters, no tracing exporter, no systemd
+# cgroup driver. Smaller binary for the board image (31 MB, not 39 MB).
+CTRD_TAGS    := no_cri no_btrfs no_devmapper no_zfs no_tracing no_systemd
 DEMO_IMAGE   := $(OUT)/images/demo.tar
 DEMO_SOURCES := $(wildcard boardd/workloads/demo/heartbeat/*.go boardd/workloads/demo/mkimage/*.go boardd/workloads/ociarchive/*.go)
 
@@ -17,12 +21,12 @@ DEMO_SOURCES := $(wildcard boardd/workloads/demo/heartbeat/*.go boardd/workloads
 
 containerd-bins:
 	@mkdir -p $(OUT)/bin
-	@want="$$($(GO) list -m -f '{{.Path}}@{{.Version}}' github.com/containerd/containerd/v2 github.com/opencontainers/runc | tr '\n' ' ')"; \
+	@want="$$($(GO) list -m -f '{{.Path}}@{{.Version}}' github.com/containerd/containerd/v2 github.com/opencontainers/runc | tr '\n' ' ')tags=$(CTRD_TAGS)"; \
 	if [ -f $(CTRD_STAMP) ] && [ "$$(cat $(CTRD_STAMP))" = "$$want" ] && ls $(CTRD_BINS) >/dev/null 2>&1; then \
 	  echo "containerd-bins: up to date ($$want)"; exit 0; fi; \
 	echo "containerd-bins: building $$want"; \
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(OUT)/bin/containerd github.com/containerd/containerd/v2/cmd/containerd && \
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(OUT)/bin/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 && \
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(CTRD_TAGS)' -ldflags='-s -w' -o $(OUT)/bin/containerd github.com/containerd/containerd/v2/cmd/containerd && \
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(CTRD_TAGS)' -ldflags='-s -w' -o $(OUT)/bin/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 && \
 	CGO_ENABLED=1 $(GO) build -trimpath -tags 'osusergo netgo' -ldflags='-s -w -extldflags -static' -o $(OUT)/bin/runc github.com/opencontainers/runc && \
 	echo "$$want" > $(CTRD_STAMP)
 

@@ -54,6 +54,20 @@ var PodosBinaries = map[string]string{
 	"bin/boardctl": "podos.dev/podos/boardd/cmd/boardctl",
 }
 
+// WorkloadsBoardd is the boardd build with the workloads linked in; an
+// image whose board config has workloads ships it as bin/boardd (one
+// binary, no exec hop: it takes boardd's flags and runs --workloads
+// itself).
+const WorkloadsBoardd = "podos.dev/podos/boardd/cmd/boardd-workloads"
+
+// WorkloadBinDir is where the image keeps the workload runtime
+// (containerd, its runc shim, runc); podinit passes it to boardd.
+const WorkloadBinDir = "usr/libexec/podos"
+
+// WorkloadBinaries are the runtime binaries copied from
+// Options.WorkloadsBin into WorkloadBinDir.
+var WorkloadBinaries = []string{"containerd", "containerd-shim-runc-v2", "runc"}
+
 // Options say what to build.
 type Options struct {
 	Board      string // board name (board-configs/<Board>.yaml)
@@ -68,6 +82,15 @@ type Options struct {
 	ExtraModules []string
 	// Files are extra files, "archive/path=host/path" (e.g. containerd).
 	Files []string
+	// WorkloadsBin is the host directory holding WorkloadBinaries
+	// (make containerd-bins: out/bin); required when the board config
+	// has workloads.
+	WorkloadsBin string
+	// ImagesDir is the host directory holding the workloads'
+	// oci-archive images by file name (make demo-image: out/images): a
+	// workload image oci-archive:/usr/share/podos/images/demo.tar is
+	// shipped from <ImagesDir>/demo.tar.
+	ImagesDir string
 	// BoarddFlags, when set, replace podinit's default boardd command line
 	// (one flag or value a line in /etc/podos/boardd.flags).
 	BoarddFlags []string
@@ -277,7 +300,11 @@ func addPodos(ctx context.Context, tree *Tree, o Options, cfg *boardconfig.Confi
 	sort.Strings(paths)
 	for _, p := range paths {
 		out := filepath.Join(binDir, filepath.Base(p))
-		if err := goBuild(ctx, o.RepoDir, PodosBinaries[p], out); err != nil {
+		pkg := PodosBinaries[p]
+		if p == "bin/boardd" && len(cfg.Workloads) > 0 {
+			pkg = WorkloadsBoardd
+		}
+		if err := goBuild(ctx, o.RepoDir, pkg, out); err != nil {
 			return nil, err
 		}
 		b, err := os.ReadFile(out)
@@ -302,6 +329,10 @@ func addPodos(ctx context.Context, tree *Tree, o Options, cfg *boardconfig.Confi
 			return nil, err
 		}
 		tree.File(dst, b, uint64(st.Mode().Perm()))
+	}
+
+	if err := addWorkloadRuntime(tree, o, cfg); err != nil {
+		return nil, err
 	}
 
 	tree.File("etc/podos/board.yaml", cfgBytes, 0o644)
@@ -355,6 +386,55 @@ func addPodos(ctx context.Context, tree *Tree, o Options, cfg *boardconfig.Confi
 	tree.File(filepath.Join("lib/modules", rel, "modules.dep"), []byte(dep.String()), 0o644)
 	tree.File("etc/podos/modules", []byte(strings.Join(names, "\n")+"\n"), 0o644)
 	return plain, nil
+}
+
+// addWorkloadRuntime adds, for a board config with workloads, containerd,
+// its shim and runc, and every oci-archive image the workloads name.
+func addWorkloadRuntime(tree *Tree, o Options, cfg *boardconfig.Config) error {
+	if len(cfg.Workloads) == 0 {
+		return nil
+	}
+	if o.WorkloadsBin == "" {
+		return fmt.Errorf("board config has workloads: the image needs containerd, its shim and runc (-workloads-bin; make containerd-bins)")
+	}
+	for _, name := range WorkloadBinaries {
+		if err := addHostFile(tree, filepath.Join(WorkloadBinDir, name), filepath.Join(o.WorkloadsBin, name)); err != nil {
+			return fmt.Errorf("workload runtime: %w (make containerd-bins)", err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, w := range cfg.Workloads {
+		p, ok := strings.CutPrefix(w.Image, "oci-archive:")
+		if !ok || seen[p] {
+			continue // a registry reference is pulled at run time
+		}
+		seen[p] = true
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("workload %s: image %q: want an absolute path in the image", w.Name, w.Image)
+		}
+		if o.ImagesDir == "" {
+			return fmt.Errorf("workload %s: image %q: no images directory (-images; make demo-image)", w.Name, w.Image)
+		}
+		if err := addHostFile(tree, strings.TrimPrefix(p, "/"), filepath.Join(o.ImagesDir, filepath.Base(p))); err != nil {
+			return fmt.Errorf("workload %s: %w", w.Name, err)
+		}
+	}
+	return nil
+}
+
+// addHostFile adds the host file src at archive path dst, keeping its
+// permission bits.
+func addHostFile(tree *Tree, dst, src string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tree.File(dst, b, uint64(st.Mode().Perm()))
+	return nil
 }
 
 func readDep(dir string) (kmod.Index, error) {

@@ -39,6 +39,9 @@ type Service struct {
 	Logger    *slog.Logger
 	// OnStart is called with each new process's pid (optional).
 	OnStart func(pid int)
+	// Reaper, when the supervisor is a child subreaper, is told which
+	// children are the service's so it never reaps them (optional).
+	Reaper *Reaper
 }
 
 // Backoff is the restart delay policy: Min after the first exit, doubled
@@ -125,15 +128,20 @@ func (s *Service) once(ctx context.Context, grace time.Duration, log *slog.Logge
 		cmd.Stdin = s.Stdin
 	}
 	cmd.SysProcAttr = s.SysProcAttr
-	if err := cmd.Start(); err != nil {
+	if err := s.Reaper.start(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", s.Path, err)
 	}
+	pid := cmd.Process.Pid
 	log.Info("service started", "pid", cmd.Process.Pid, "restarts", restarts)
 	if s.OnStart != nil {
 		s.OnStart(cmd.Process.Pid)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		s.Reaper.done(pid)
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err == nil {

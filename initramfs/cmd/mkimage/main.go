@@ -42,6 +42,8 @@ func main() {
 	flag.StringVar(&o.Compression, "compression", "auto", "auto (fastest boot within 20 MB), lz4, zstd, xz, gzip or none")
 	flag.StringVar(&extra, "extra-modules", "", "comma-separated modules loaded after the config's boot.modules")
 	flag.Var(&files, "file", "extra file archive/path=host/path (repeatable)")
+	flag.StringVar(&o.WorkloadsBin, "workloads-bin", "", "directory holding containerd, containerd-shim-runc-v2 and runc (for a board with workloads)")
+	flag.StringVar(&o.ImagesDir, "images", "", "directory holding the workloads' oci-archive images by file name")
 	flag.StringVar(&flags, "boardd-flags", "", "space-separated boardd command line replacing podinit's default")
 	flag.BoolVar(&o.Bare, "bare", false, "build the bare u-root baseline image (no podos)")
 	flag.Parse()

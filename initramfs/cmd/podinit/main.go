@@ -37,7 +37,13 @@ const (
 	stateDir     = "/var/lib/podos"
 	runDir       = "/run/podos"
 	boarddBinary = "/bin/boardd"
-	shellBinary  = "/bbin/gosh"
+	// The workload runtime (containerd, its shim, runc), shipped when the
+	// board config has workloads (initramfs/imagebuild.WorkloadBinDir).
+	workloadBinDir = "/usr/libexec/podos"
+	// containerd's root and state: tmpfs, so every boot starts clean
+	// (the workloads' images are in the initramfs and imported again).
+	containerdDir = "/run/podos/containerd"
+	shellBinary   = "/bbin/gosh"
 )
 
 func main() {
@@ -113,6 +119,15 @@ func run(ctx context.Context, log *slog.Logger, shell bool, logMax int64, consol
 	}
 	defer lf.Close()
 
+	// Orphans re-parent to podinit, not to u-root's init: containerd's
+	// shims outlive a killed containerd or boardd, and are reaped here.
+	reaper, err := supervise.NewReaper(log)
+	if err != nil {
+		log.Warn("not a child subreaper: orphans go to init", "err", err)
+	} else {
+		go reaper.Run(ctx)
+	}
+
 	services := []*supervise.Service{{
 		Name:    "boardd",
 		Path:    boarddBinary,
@@ -120,12 +135,14 @@ func run(ctx context.Context, log *slog.Logger, shell bool, logMax int64, consol
 		Output:  io.MultiWriter(cons, lf),
 		Backoff: supervise.Backoff{Min: time.Second, Max: 30 * time.Second, Reset: time.Minute},
 		Logger:  log,
+		Reaper:  reaper,
 		OnStart: func(pid int) {
 			_ = os.WriteFile(filepath.Join(runDir, "boardd.pid"), []byte(fmt.Sprintf("%d\n", pid)), 0o644)
 		},
 	}}
 	if shell {
 		if svc := serialShell(log); svc != nil {
+			svc.Reaper = reaper
 			services = append(services, svc)
 		}
 	}
@@ -168,8 +185,18 @@ func boarddArgs(log *slog.Logger, wdog string) []string {
 	if wdog != "" {
 		args = append(args, "--watchdog", wdog)
 	}
+	args = append(args, workloadArgs(workloadBinDir, containerdDir)...)
 	log.Info("boardd command line", "args", strings.Join(args, " "))
 	return args
+}
+
+// workloadArgs are boardd's workload flags when the image ships the
+// workload runtime in binDir, else none.
+func workloadArgs(binDir, dir string) []string {
+	if fi, err := os.Stat(filepath.Join(binDir, "containerd")); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return []string{"--workloads", "--containerd-bin", binDir, "--containerd-dir", dir}
 }
 
 // serialShell is the break-glass shell on the serial line (ttyS0) only.

@@ -52,3 +52,23 @@ func TestReadLinesAndFlags(t *testing.T) {
 		t.Fatalf("readLines = %q, %v", got, err)
 	}
 }
+
+func TestWorkloadArgs(t *testing.T) {
+	with := t.TempDir()
+	os.WriteFile(filepath.Join(with, "containerd"), []byte("#!/bin/sh\n"), 0o755)
+	tests := []struct {
+		name string
+		bin  string
+		want []string
+	}{
+		{"runtime shipped", with, []string{"--workloads", "--containerd-bin", with, "--containerd-dir", "/run/x"}},
+		{"no runtime", t.TempDir(), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := workloadArgs(tt.bin, "/run/x"); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("workloadArgs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -14,7 +14,7 @@ BIN        := bin
 OUT        := out
 
 # Debian packages that the tests and the emulated board need.
-APT_PKGS := qemu-system-x86 linux-image-amd64 openipmi ipmitool swtpm swtpm-tools \
+APT_PKGS := wrk qemu-system-x86 linux-image-amd64 openipmi ipmitool swtpm swtpm-tools \
             prometheus redfishtool cpio xz-utils zstd iproute2 procps ca-certificates
 
 # Each concern's fragment (initramfs/image.mk, qemu-tests/qemu.mk, ...) adds

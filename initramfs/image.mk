@@ -7,7 +7,9 @@
 # IMAGE_COMPRESSION: auto picks the fastest kernel unpack under TCG that
 # keeps the image within 20 MB: lz4 (unpacks about as fast as an
 # uncompressed archive: ~1 s for 36 MB), else zstd -10 (~2 s for 50 MB),
-# else xz (5-8x slower). Measured by `make bench` (bench-boot rows).
+# else xz (5-8x slower); when none fits (a board with workloads: containerd,
+# its shim and runc add ~70 MB uncompressed), lz4, the fastest to unpack.
+# Measured by `make bench` (bench-boot rows).
 IMAGE_COMPRESSION   ?= auto
 # The persistent partition is ext4 (ext4 needs crc32c through the crypto
 # API, a soft dependency modules.dep does not list); virtio_rng feeds the

@@ -3,8 +3,9 @@
 #
 #   make run [BOARD=...] [REDFISH_PORT=8443 METRICS_PORT=9102 BMC_PORT=9623]
 #
-# boots the board with its BMC, prints one line
-#   podos ready: redfish=... metrics=... bmc=... password-file=...
+# boots the board with its BMC, waits for boardd and the board config's
+# workloads to run, prints one line
+#   podos ready: redfish=... metrics=... bmc=... password-file=... [workloads=N]
 # and runs until Ctrl-C / SIGTERM (to podrun), which stops what it started.
 REDFISH_PORT    ?= 8443
 METRICS_PORT    ?= 9102

@@ -77,39 +77,13 @@ func TestBootToHealthy(t *testing.T) {
 	}
 }
 
-// workloadStates returns each workload's state from GET /podos/v1/workloads
-// (boardd's JSON API, on the Redfish listener).
-func workloadStates(ctx context.Context, b *board.Board) (map[string]string, error) {
-	status, body, err := b.Get(ctx, "/podos/v1/workloads")
-	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("GET /podos/v1/workloads: HTTP %d %.200s", status, body)
-	}
-	var l struct {
-		Workloads []struct {
-			Name  string `json:"name"`
-			State string `json:"state"`
-		} `json:"workloads"`
-	}
-	if err := json.Unmarshal(body, &l); err != nil {
-		return nil, fmt.Errorf("GET /podos/v1/workloads: %w", err)
-	}
-	m := map[string]string{}
-	for _, w := range l.Workloads {
-		m[w.Name] = w.State
-	}
-	return m, nil
-}
-
 // waitWorkloads polls the workload list every 250 ms until pred accepts it
 // and returns when it did.
 func waitWorkloads(ctx context.Context, t *testing.T, b *board.Board, what string, pred func(map[string]string) bool) time.Time {
 	t.Helper()
 	var last string
 	for {
-		m, err := workloadStates(ctx, b)
+		m, err := b.Workloads(ctx)
 		if err == nil && pred(m) {
 			return time.Now()
 		}
@@ -172,7 +146,7 @@ func TestWorkloadsOnBoard(t *testing.T) {
 		return m["demo"] == "paused"
 	})
 	t.Logf("PSU fault injected at the BMC -> demo paused (seen through the API): %v", paused.Sub(injected).Round(100*time.Millisecond))
-	if m, err := workloadStates(sctx, b); err != nil || m["sentinel"] != "running" {
+	if m, err := b.Workloads(sctx); err != nil || m["sentinel"] != "running" {
 		t.Fatalf("sentinel during the PSU fault: %v %v", m, err)
 	}
 

@@ -31,8 +31,17 @@ func TestBuildReproducibleAndComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The board config has workloads: stand-ins for the runtime and the
+	// demo archive (what is tested is that they are shipped).
+	bins, images := t.TempDir(), t.TempDir()
+	for _, b := range WorkloadBinaries {
+		os.WriteFile(filepath.Join(bins, b), []byte("stand-in "+b), 0o755)
+	}
+	os.WriteFile(filepath.Join(images, "demo.tar"), []byte("stand-in archive"), 0o644)
 	opts := func(out string) Options {
 		return Options{
+			WorkloadsBin: bins,
+			ImagesDir:    images,
 			Board:        "emulated-ruggedpod",
 			ConfigPath:   filepath.Join(repo, "board-configs", "emulated-ruggedpod.yaml"),
 			RepoDir:      repo,
@@ -95,7 +104,8 @@ func TestBuildReproducibleAndComplete(t *testing.T) {
 			t.Fatalf("%s: mtime %d uid %d gid %d", n, r.MTime, r.UID, r.GID)
 		}
 	}
-	for _, want := range []string{"init", "bbin/init", "bbin/gosh", "bin/podinit", "bin/boardd", "bin/boardctl", "bin/uinit", "etc/podos/board.yaml", "etc/podos/boot.json", "etc/podos/modules"} {
+	for _, want := range []string{"init", "bbin/init", "bbin/gosh", "bin/podinit", "bin/boardd", "bin/boardctl", "bin/uinit", "etc/podos/board.yaml", "etc/podos/boot.json", "etc/podos/modules",
+		"usr/libexec/podos/containerd", "usr/libexec/podos/containerd-shim-runc-v2", "usr/libexec/podos/runc", "usr/share/podos/images/demo.tar"} {
 		if _, ok := tree.Get(want); !ok {
 			t.Errorf("image lacks %s", want)
 		}

@@ -600,3 +600,53 @@ func (b *Board) WaitPower(ctx context.Context, on bool) error {
 		}
 	}
 }
+
+// Workloads returns each workload's state (running, paused...) from
+// boardd's GET /podos/v1/workloads, served on the Redfish listener.
+func (b *Board) Workloads(ctx context.Context) (map[string]string, error) {
+	status, body, err := b.Get(ctx, "/podos/v1/workloads")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("GET /podos/v1/workloads: HTTP %d %.200s", status, body)
+	}
+	var l struct {
+		Workloads []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"workloads"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, fmt.Errorf("GET /podos/v1/workloads: %w", err)
+	}
+	m := map[string]string{}
+	for _, w := range l.Workloads {
+		m[w.Name] = w.State
+	}
+	return m, nil
+}
+
+// WaitWorkloadsRunning polls until every workload of the board config is
+// running, or ctx ends.
+func (b *Board) WaitWorkloadsRunning(ctx context.Context) error {
+	var last string
+	for {
+		m, err := b.Workloads(ctx)
+		all := err == nil
+		for _, w := range b.cfg.Workloads {
+			if all && m[w.Name] != "running" {
+				all = false
+			}
+		}
+		if all {
+			return nil
+		}
+		last = fmt.Sprintf("%v %v", m, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the workloads to run: %w (last: %s)", ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

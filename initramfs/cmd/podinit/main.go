@@ -4,7 +4,10 @@
 // persistent partition), loads the board's kernel modules in dependency
 // order, brings up the management network, floors the clock, and then
 // keeps boardd (and the break-glass serial shell) running, restarting them
-// with exponential backoff. It never touches the hardware watchdog: boardd
+// with exponential backoff. It is a child subreaper: orphans (containerd's
+// shims) re-parent to it and are reaped without taking the supervised
+// services' exit statuses. When the image ships the workload runtime it
+// starts boardd with --workloads. It never touches the hardware watchdog: boardd
 // owns it, so a hung boardd resets the board.
 package main
 

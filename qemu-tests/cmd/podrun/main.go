@@ -1,8 +1,9 @@
 // Command podrun starts the emulated board (BMC + QEMU) from the board's
 // image, waits until boardd answers Redfish, prints one line
 //
-//	podos ready: redfish=https://127.0.0.1:8443 metrics=http://127.0.0.1:9102 bmc=127.0.0.1:9623 password-file=<path>
+//	podos ready: redfish=https://127.0.0.1:8443 metrics=http://127.0.0.1:9102 bmc=127.0.0.1:9623 password-file=<path> [workloads=N]
 //
+// (workloads=N once the board config's N workloads all run).
 // and runs until SIGINT/SIGTERM, when it stops everything it started.
 package main
 
@@ -30,7 +31,7 @@ func main() {
 	flag.IntVar(&o.RedfishPort, "redfish-port", 8443, "host port for Redfish (0: any free)")
 	flag.IntVar(&o.MetricsPort, "metrics-port", 9102, "host port for metrics (0: any free)")
 	flag.IntVar(&o.BMCPort, "bmc-port", 9623, "host UDP port for the BMC's IPMI LAN (0: any free)")
-	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for boardd")
+	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for boardd and its workloads")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	o.Logger = log
@@ -58,7 +59,15 @@ func run(o board.Options, timeout time.Duration, log *slog.Logger) error {
 	if _, err := b.WaitRedfish(wctx, "/redfish/v1/", nil); err != nil {
 		return fmt.Errorf("boardd did not answer (serial console: %s): %w", b.SerialLog(), err)
 	}
-	fmt.Printf("podos ready: redfish=%s metrics=%s bmc=%s password-file=%s\n", b.RedfishURL(), b.MetricsURL(), b.BMCAddr(), b.PasswordFile())
+	workloads := ""
+	if n := len(b.Config().Workloads); n > 0 {
+		// The board is ready when its workloads run too.
+		if err := b.WaitWorkloadsRunning(wctx); err != nil {
+			return fmt.Errorf("%w (serial console: %s)", err, b.SerialLog())
+		}
+		workloads = fmt.Sprintf(" workloads=%d", n)
+	}
+	fmt.Printf("podos ready: redfish=%s metrics=%s bmc=%s password-file=%s%s\n", b.RedfishURL(), b.MetricsURL(), b.BMCAddr(), b.PasswordFile(), workloads)
 	<-ctx.Done()
 	log.Info("stopping the board")
 	return nil

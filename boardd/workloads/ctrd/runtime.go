@@ -2,11 +2,14 @@ package ctrd
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -42,7 +45,22 @@ type RuntimeConfig struct {
 	NoPivotRoot string
 	// Snapshotter: "" tries overlayfs and falls back to native.
 	Snapshotter string
-	Logger      *slog.Logger
+	// CgroupParent is the cgroup under which each workload gets
+	// <parent>/<id>. The default, /podos-<hash of Address>, keeps two
+	// containerds on one host (tests, a host run beside a board run) out of
+	// each other's cgroups: containerd's own default, /<namespace>/<id>,
+	// would be shared by every daemon using the podos namespace.
+	CgroupParent string
+	Logger       *slog.Logger
+}
+
+// cgroupParent returns the configured or default cgroup parent.
+func (c RuntimeConfig) cgroupParent() string {
+	if c.CgroupParent != "" {
+		return c.CgroupParent
+	}
+	sum := sha256.Sum256([]byte(c.Address))
+	return "/" + Namespace + "-" + hex.EncodeToString(sum[:4])
 }
 
 // Runtime implements workloads.Runtime on containerd.
@@ -279,6 +297,7 @@ func (r *Runtime) Start(ctx context.Context, id string, spec workloads.TaskSpec,
 		oci.WithEnv(env),
 		// No CNI on a board: workloads share the board's network.
 		oci.WithHostNamespace(specs.NetworkNamespace),
+		oci.WithCgroup(path.Join(r.cfg.cgroupParent(), id)),
 	}
 	if spec.MemoryMB > 0 {
 		sopts = append(sopts, oci.WithMemoryLimit(uint64(spec.MemoryMB)<<20))

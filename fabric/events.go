@@ -7,24 +7,19 @@ import (
 	"podos.dev/podos/boardd/health"
 )
 
-// DMTF ResourceEvent messages the fabric's events render as.
+// DMTF ResourceEvent messages the fabric's events render as (the events
+// package owns them).
 const (
-	MsgStatusChangedOK       = "ResourceEvent.1.4.ResourceStatusChangedOK"
-	MsgStatusChangedWarning  = "ResourceEvent.1.4.ResourceStatusChangedWarning"
-	MsgStatusChangedCritical = "ResourceEvent.1.4.ResourceStatusChangedCritical"
-	MsgResourceCreated       = "ResourceEvent.1.4.ResourceCreated"
-	MsgResourceRemoved       = "ResourceEvent.1.4.ResourceRemoved"
+	MsgStatusChangedOK       = events.MsgStatusChangedOK
+	MsgStatusChangedWarning  = events.MsgStatusChangedWarning
+	MsgStatusChangedCritical = events.MsgStatusChangedCritical
+	MsgResourceCreated       = events.MsgResourceCreated
+	MsgResourceRemoved       = events.MsgResourceRemoved
 )
 
-func statusMessage(s health.State) string {
-	switch s {
-	case health.Warning:
-		return MsgStatusChangedWarning
-	case health.Critical:
-		return MsgStatusChangedCritical
-	}
-	return MsgStatusChangedOK
-}
+// statusMessage: fabric findings are Warning or Critical, and OK once
+// cleared.
+func statusMessage(s health.State) string { return events.StatusMessageID(s) }
 
 // Events turns an Update into boardd events (Kind fabric), in order:
 // functions added and removed, then findings raised, changed in state,

@@ -471,26 +471,17 @@ const (
 	CauseBMCUnreachable = "bmc-unreachable"
 )
 
-// DMTF ResourceEvent registry messages boardd uses.
+// DMTF ResourceEvent registry messages the collector's events use (the
+// events package owns them).
 const (
-	MsgStatusChangedOK       = "ResourceEvent.1.4.ResourceStatusChangedOK"
-	MsgStatusChangedWarning  = "ResourceEvent.1.4.ResourceStatusChangedWarning"
-	MsgStatusChangedCritical = "ResourceEvent.1.4.ResourceStatusChangedCritical"
-	MsgErrorsDetected        = "ResourceEvent.1.4.ResourceErrorsDetected"
-	MsgErrorsCorrected       = "ResourceEvent.1.4.ResourceErrorsCorrected"
+	MsgStatusChangedOK       = events.MsgStatusChangedOK
+	MsgStatusChangedWarning  = events.MsgStatusChangedWarning
+	MsgStatusChangedCritical = events.MsgStatusChangedCritical
+	MsgErrorsDetected        = events.MsgErrorsDetected
+	MsgErrorsCorrected       = events.MsgErrorsCorrected
 )
 
-func messageID(s health.State) string {
-	switch s {
-	case health.OK:
-		return MsgStatusChangedOK
-	case health.Warning:
-		return MsgStatusChangedWarning
-	case health.Critical:
-		return MsgStatusChangedCritical
-	}
-	return MsgErrorsDetected
-}
+func messageID(s health.State) string { return events.StatusMessageID(s) }
 
 func statusArgs(name string, s health.State) []string {
 	if s == health.Unavailable {

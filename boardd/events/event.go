@@ -45,3 +45,28 @@ type Event struct {
 	// Data carries kind-specific fields (reading, threshold, action).
 	Data map[string]string `json:"data,omitempty"`
 }
+
+// DMTF ResourceEvent registry messages boardd's events render as.
+const (
+	MsgStatusChangedOK       = "ResourceEvent.1.4.ResourceStatusChangedOK"
+	MsgStatusChangedWarning  = "ResourceEvent.1.4.ResourceStatusChangedWarning"
+	MsgStatusChangedCritical = "ResourceEvent.1.4.ResourceStatusChangedCritical"
+	MsgErrorsDetected        = "ResourceEvent.1.4.ResourceErrorsDetected"
+	MsgErrorsCorrected       = "ResourceEvent.1.4.ResourceErrorsCorrected"
+	MsgResourceCreated       = "ResourceEvent.1.4.ResourceCreated"
+	MsgResourceRemoved       = "ResourceEvent.1.4.ResourceRemoved"
+)
+
+// StatusMessageID is the ResourceEvent message of a change to state s. A
+// resource that became Unavailable reports ResourceErrorsDetected.
+func StatusMessageID(s health.State) string {
+	switch s {
+	case health.OK:
+		return MsgStatusChangedOK
+	case health.Warning:
+		return MsgStatusChangedWarning
+	case health.Critical:
+		return MsgStatusChangedCritical
+	}
+	return MsgErrorsDetected
+}

@@ -54,6 +54,15 @@ func TestBootToHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Sensors: %.200s", body)
+	// Healthy means the whole board: every sensor and the PCIe fabric as
+	// the config describes it (a root port at the wrong address shows here).
+	chassis := "/redfish/v1/Chassis/" + b.Config().Board.ID
+	if body, err := b.WaitRedfish(ctx, chassis, func(status int, body []byte) bool {
+		var c struct{ Status struct{ Health string } }
+		return status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Status.Health == "OK"
+	}); err != nil {
+		t.Fatalf("board never healthy: %v (%.400s)", err, body)
+	}
 	if _, err := b.WaitSerial(ctx, 0, "transport=kcs"); err != nil {
 		t.Fatalf("boardd did not use the in-band KCS interface: %v", err)
 	}

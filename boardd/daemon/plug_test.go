@@ -10,29 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"podos.dev/podos/bmc"
-	"podos.dev/podos/bmc/dial"
+	"podos.dev/podos/bmc/bmctest"
 	"podos.dev/podos/boardd/snapshot"
 )
 
-// stubBMC is a unit-test stand-in for the BMC (the real one is ipmi_sim
-// in the other tests of this package).
-type stubBMC struct{}
-
-func (stubBMC) Transport() string { return "lan" }
-func (stubBMC) Close() error      { return nil }
-func (stubBMC) Sensors(context.Context) ([]bmc.SensorDef, error) {
-	return []bmc.SensorDef{{ID: "20-0-01", Name: "V", Kind: bmc.KindThreshold, Unit: bmc.UnitVolts, Class: bmc.ClassVoltage}}, nil
-}
-func (stubBMC) Read(_ context.Context, defs []bmc.SensorDef) ([]bmc.Reading, error) {
-	out := make([]bmc.Reading, len(defs))
-	for i, d := range defs {
-		out[i] = bmc.Reading{ID: d.ID, Value: 12, Available: true, Time: time.Now()}
-	}
-	return out, nil
-}
-
-func stubDial(context.Context, string, dial.Options) (bmc.Client, error) { return stubBMC{}, nil }
+// stubDial is the BMC of these unit tests (the real one is ipmi_sim in
+// the other tests of this package).
+var stubDial = bmctest.Dial
 
 func TestPlugsMountsAndLiveness(t *testing.T) {
 	started, stopped := make(chan struct{}), make(chan struct{})

@@ -24,7 +24,7 @@ type Runtime struct {
 	calls []string
 	// ExecFunc answers Exec; default echoes the command on stdout, exit 0.
 	// ExecErr, when set, is returned by Exec (a command that cannot start).
-	ExecErr error
+	ExecErr  error
 	ExecFunc func(id string, cmd []string, stdout, stderr io.Writer) int
 }
 

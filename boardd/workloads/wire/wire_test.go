@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"podos.dev/podos/bmc"
-	"podos.dev/podos/bmc/dial"
+	"podos.dev/podos/bmc/bmctest"
 	boardconfig "podos.dev/podos/board-configs"
 	"podos.dev/podos/boardd/api"
 	"podos.dev/podos/boardd/daemon"
@@ -25,24 +24,6 @@ import (
 	"podos.dev/podos/boardd/workloads/wire"
 	"podos.dev/podos/internal/testtool"
 )
-
-// stubBMC stands in for the BMC: this test is about the workloads'
-// wiring into the daemon (containerd, the API mount behind auth, the
-// event log); the daemon's BMC path is tested against ipmi_sim elsewhere.
-type stubBMC struct{}
-
-func (stubBMC) Transport() string { return "lan" }
-func (stubBMC) Close() error      { return nil }
-func (stubBMC) Sensors(context.Context) ([]bmc.SensorDef, error) {
-	return []bmc.SensorDef{{ID: "20-0-01", Name: "V", Kind: bmc.KindThreshold, Unit: bmc.UnitVolts, Class: bmc.ClassVoltage}}, nil
-}
-func (stubBMC) Read(_ context.Context, defs []bmc.SensorDef) ([]bmc.Reading, error) {
-	out := make([]bmc.Reading, len(defs))
-	for i, d := range defs {
-		out[i] = bmc.Reading{ID: d.ID, Value: 12, Available: true, Time: time.Now()}
-	}
-	return out, nil
-}
 
 func repoRoot() string {
 	d, _ := os.Getwd()
@@ -81,7 +62,7 @@ func TestDaemonRunsAndProtectsWorkloads(t *testing.T) {
 		{Name: "power-critical", When: boardconfig.When{Subsystem: "Power", State: "Critical"}, Action: "shed"},
 	}}
 	d, err := daemon.New(daemon.Options{
-		BMCURL: "ipmi+lan://admin:pw@127.0.0.1:1", Dial: func(context.Context, string, dial.Options) (bmc.Client, error) { return stubBMC{}, nil },
+		BMCURL: "ipmi+lan://admin:pw@127.0.0.1:1", Dial: bmctest.Dial, // the BMC path is tested against ipmi_sim elsewhere
 		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", StateDir: state, Config: cfg, AdminPasswordFile: pw,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Plugs:  []daemon.Plug{wire.Plug(wire.Options{BinDir: bins, ContainerdDir: ctrdDir, ContainerdOutput: io.Discard})},
